@@ -1,0 +1,3 @@
+"""pycam camera service."""
+
+__version__ = "0.1.0"

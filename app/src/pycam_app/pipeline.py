@@ -1,0 +1,157 @@
+"""The capture -> process -> encode pipeline, in one thread.
+
+Every captured frame (decimated to the main fps) is scaled to the main size, optionally privacy-masked,
+night-converted or watermarked, and encoded; every frame due for the sub stream is scaled again and
+encoded, and handed to frame listeners (motion detection, MJPEG). Frame counters and first-frame time
+are what the health endpoint and the systemd watchdog look at.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import av
+
+from . import overlay
+from .capture.base import Captured, CaptureError, Source
+from .config import Config
+from .encoder import TIME_BASE, EncoderError, H264Encoder
+from .streams import Stream
+
+log = logging.getLogger(__name__)
+
+# Share of a frame period a frame may arrive early and still count: a source running at exactly the
+# configured rate, with jitter, must not lose every other frame.
+SLACK = 0.3
+
+FrameListener = Callable[[av.VideoFrame, Captured, int], None]
+
+
+@dataclass
+class Controls:
+    """Picture settings the device API changes at run time (read by the pipeline thread every frame)."""
+
+    on: bool = True  # False = privacy mode: black picture, no motion
+    night: bool = False  # IR mode: grey picture
+    watermark: bool = True  # date/time in the picture
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def boottime() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+class Pipeline:
+    def __init__(self, cfg: Config, source: Source, controls: Controls | None = None) -> None:
+        self.cfg = cfg
+        self.source = source
+        self.controls = controls or Controls()
+        ring_s = cfg.recording.pre_roll_s + 2 * max(cfg.main.keyframe_interval, cfg.sub.keyframe_interval) + 1
+        self.main = Stream("main", cfg.main.width, cfg.main.height, cfg.main.fps, ring_s)
+        self.sub = Stream("sub", cfg.sub.width, cfg.sub.height, cfg.sub.fps, ring_s)
+        self.frames = 0  # main stream frames captured and encoded
+        self.first_frame_boottime_s: float | None = None
+        self.first_frame_mono: float | None = None
+        self.started_mono = time.monotonic()
+        self.last_error = ""
+        self.restarts = 0
+        self.latest_main: av.VideoFrame | None = None
+        self.latest_sub: av.VideoFrame | None = None
+        self._listeners: list[FrameListener] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._t0: float | None = None
+        self._started = threading.Event()
+
+    @property
+    def streams(self) -> dict[str, Stream]:
+        return {"main": self.main, "sub": self.sub}
+
+    def add_sub_listener(self, fn: FrameListener) -> None:
+        self._listeners.append(fn)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
+        self._thread.start()
+
+    def wait_started(self, timeout: float) -> bool:
+        """True once the encoders are open and the source delivered or is about to deliver frames."""
+        return self._started.wait(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.source.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = 1.0
+        while not self._stop.is_set():
+            encoders: list[H264Encoder] = []
+            try:
+                main_enc = H264Encoder(self.cfg.main, self.cfg.encoder)
+                encoders.append(main_enc)
+                sub_enc = H264Encoder(self.cfg.sub, self.cfg.encoder)
+                encoders.append(sub_enc)
+                self.main.encoder, self.sub.encoder = main_enc.name, sub_enc.name
+                self.source.open()
+                self._started.set()
+                self._loop(main_enc, sub_enc)
+                backoff = 1.0
+            except (CaptureError, EncoderError, av.error.FFmpegError, OSError) as e:
+                self.last_error = str(e)
+                log.error("pipeline: %s; retrying in %.0f s", e, backoff)
+            except Exception as e:  # keep the thread alive; the watchdog handles a permanent failure
+                self.last_error = repr(e)
+                log.exception("pipeline crashed; retrying in %.0f s", backoff)
+            finally:
+                self.source.close()
+                for enc in encoders:
+                    enc.close()
+            if self._stop.wait(backoff):
+                break
+            self.restarts += 1
+            backoff = min(backoff * 2, 10.0)
+
+    def _loop(self, main_enc: H264Encoder, sub_enc: H264Encoder) -> None:
+        m, s = self.cfg.main, self.cfg.sub
+        main_period, sub_period = 1.0 / m.fps, 1.0 / s.fps
+        main_due = sub_due = 0.0
+        for cap in self.source.frames():
+            if self._stop.is_set():
+                return
+            now = cap.mono
+            if now < main_due - main_period * SLACK:
+                continue
+            main_due = max(main_due + main_period, now + main_period * SLACK)
+            if self._t0 is None:
+                self._t0 = now
+            if self.first_frame_boottime_s is None:
+                self.first_frame_boottime_s = boottime() - (time.monotonic() - now)
+                self.first_frame_mono = now
+                log.info("first frame %.3f s after boot", self.first_frame_boottime_s)
+            pts = round((now - self._t0) / TIME_BASE)
+            frame = cap.frame
+            if frame.width != m.width or frame.height != m.height or frame.format.name != "yuv420p":
+                frame = frame.reformat(width=m.width, height=m.height, format="yuv420p")
+            frame = overlay.apply(frame, self.controls, cap.wall)
+            self.frames += 1
+            frame_no = self.frames
+            for data, p, key in main_enc.encode(frame, pts):
+                self.main.publish(data, p, key, cap.mono, cap.wall, frame_no)
+            self.latest_main = frame
+            if now >= sub_due - sub_period * SLACK:
+                sub_due = max(sub_due + sub_period, now + sub_period * SLACK)
+                sub_frame = frame.reformat(width=s.width, height=s.height)
+                for data, p, key in sub_enc.encode(sub_frame, pts):
+                    self.sub.publish(data, p, key, cap.mono, cap.wall, frame_no)
+                self.latest_sub = sub_frame
+                for fn in self._listeners:
+                    try:
+                        fn(sub_frame, cap, frame_no)
+                    except Exception:
+                        log.exception("frame listener failed")
