@@ -1,0 +1,3 @@
+from pycam.cli import main
+
+raise SystemExit(main())
