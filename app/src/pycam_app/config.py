@@ -148,6 +148,7 @@ _SECTION_TYPES = {"main": StreamConfig, "sub": StreamConfig}
 
 def _check_value(key: str, f: dataclasses.Field[Any], ftype: Any, value: Any) -> Any:
     meta = f.metadata
+    raw = value
     if ftype is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
@@ -162,10 +163,10 @@ def _check_value(key: str, f: dataclasses.Field[Any], ftype: Any, value: Any) ->
         raise ConfigError(f"{key}: expected a string, got {value!r}")
     choices = meta.get("choices")
     if choices and value not in choices:
-        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+        raise ConfigError(f"{key}: {raw!r} is not one of {', '.join(map(str, choices))}")
     lo, hi = meta.get("min"), meta.get("max")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ConfigError(f"{key}: {value!r} is out of range {lo}..{hi}")
+        raise ConfigError(f"{key}: {raw!r} is out of range {lo}..{hi}")
     return value
 
 

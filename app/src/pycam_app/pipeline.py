@@ -62,6 +62,7 @@ class Pipeline:
         self.latest_main: av.VideoFrame | None = None
         self.latest_sub: av.VideoFrame | None = None
         self._listeners: list[FrameListener] = []
+        self._analysis: list[FrameListener] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._t0: float | None = None
@@ -72,7 +73,12 @@ class Pipeline:
         return {"main": self.main, "sub": self.sub}
 
     def add_sub_listener(self, fn: FrameListener) -> None:
+        """fn(sub frame, capture, frame_no) for every sub-stream frame, after overlays."""
         self._listeners.append(fn)
+
+    def add_analysis_listener(self, fn: FrameListener) -> None:
+        """fn(main frame before overlays, capture, frame_no) at the sub stream's rate (motion detection)."""
+        self._analysis.append(fn)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
@@ -138,20 +144,27 @@ class Pipeline:
             frame = cap.frame
             if frame.width != m.width or frame.height != m.height or frame.format.name != "yuv420p":
                 frame = frame.reformat(width=m.width, height=m.height, format="yuv420p")
-            frame = overlay.apply(frame, self.controls, cap.wall)
             self.frames += 1
             frame_no = self.frames
+            sub_due_now = now >= sub_due - sub_period * SLACK
+            if sub_due_now:
+                self._notify(self._analysis, frame, cap, frame_no)
+            frame = overlay.apply(frame, self.controls, cap.wall)
             for data, p, key in main_enc.encode(frame, pts):
                 self.main.publish(data, p, key, cap.mono, cap.wall, frame_no)
             self.latest_main = frame
-            if now >= sub_due - sub_period * SLACK:
+            if sub_due_now:
                 sub_due = max(sub_due + sub_period, now + sub_period * SLACK)
                 sub_frame = frame.reformat(width=s.width, height=s.height)
                 for data, p, key in sub_enc.encode(sub_frame, pts):
                     self.sub.publish(data, p, key, cap.mono, cap.wall, frame_no)
                 self.latest_sub = sub_frame
-                for fn in self._listeners:
-                    try:
-                        fn(sub_frame, cap, frame_no)
-                    except Exception:
-                        log.exception("frame listener failed")
+                self._notify(self._listeners, sub_frame, cap, frame_no)
+
+    @staticmethod
+    def _notify(listeners: list[FrameListener], frame: av.VideoFrame, cap: Captured, frame_no: int) -> None:
+        for fn in listeners:
+            try:
+                fn(frame, cap, frame_no)
+            except Exception:
+                log.exception("frame listener failed")

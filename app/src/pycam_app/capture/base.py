@@ -24,6 +24,9 @@ class Source(abc.ABC):
     """A camera. frames() blocks; the pipeline runs it in its own thread."""
 
     name: str = "?"
+    # Share of the picture height, from the top, that is not scene content (the synthetic source's stamp):
+    # motion detection ignores it.
+    motion_exclude_top: float = 0.0
 
     @abc.abstractmethod
     def open(self) -> None: ...

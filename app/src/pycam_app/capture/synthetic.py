@@ -36,6 +36,7 @@ def _bar_row(width: int, component: int) -> bytes:
 
 class SyntheticSource(Source):
     name = "synthetic"
+    motion_exclude_top = (stamp.BANDS + 0.5) / stamp.BAND_FRACTION
 
     def __init__(self, width: int, height: int, fps: float) -> None:
         self.width, self.height, self.fps = width, height, fps

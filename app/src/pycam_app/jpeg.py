@@ -1,0 +1,37 @@
+"""JPEG encoding of frames (snapshots, MJPEG fallback) with PyAV's mjpeg encoder."""
+
+from __future__ import annotations
+
+import threading
+from fractions import Fraction
+
+import av
+
+
+class JpegEncoder:
+    """Thread-safe; keeps one encoder context per frame size."""
+
+    def __init__(self, quality_max: int = 8) -> None:
+        self._lock = threading.Lock()
+        self._ctx: dict[tuple[int, int], av.VideoCodecContext] = {}
+        self._q = quality_max
+
+    def _context(self, w: int, h: int) -> av.VideoCodecContext:
+        ctx = self._ctx.get((w, h))
+        if ctx is None:
+            ctx = av.CodecContext.create("mjpeg", "w")
+            ctx.width, ctx.height = w, h
+            ctx.pix_fmt = "yuvj420p"
+            ctx.time_base = Fraction(1, 25)
+            ctx.options = {"qmin": "2", "qmax": str(self._q)}
+            ctx.open()
+            self._ctx[(w, h)] = ctx
+        return ctx
+
+    def encode(self, frame: av.VideoFrame, width: int | None = None, height: int | None = None) -> bytes:
+        w, h = width or frame.width, height or frame.height
+        src = frame.reformat(width=w, height=h, format="yuvj420p")
+        src.pts = None
+        with self._lock:
+            packets = self._context(w, h).encode(src)
+        return b"".join(bytes(p) for p in packets)
