@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -51,8 +52,13 @@ class Running:
     url: str
     password: str
 
-    def auth(self) -> aiohttp.BasicAuth:
-        return aiohttp.BasicAuth("admin", self.password)
+    def auth(self) -> dict[str, str]:
+        return basic("admin", self.password)
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    """An Authorization header (aiohttp's BasicAuth helper is deprecated in new releases)."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 @pytest_asyncio.fixture
@@ -67,5 +73,5 @@ async def running(cfg: config.Config) -> AsyncIterator[Running]:
 
 @pytest_asyncio.fixture
 async def session(running: Running) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(running.url, auth=running.auth()) as s:
+    async with aiohttp.ClientSession(running.url, headers=running.auth()) as s:
         yield s

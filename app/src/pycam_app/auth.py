@@ -88,15 +88,17 @@ def load_credentials(data_dir: Path, ident: Identity, default_user: str) -> Cred
     initial = data_dir / "initial-password"
     _write_private(initial, f"user: {user}\npassword: {password}\n")
     save_credentials(data_dir, creds)
-    log.warning("no provisioned credentials: generated a random password for %r, readable (root only) in %s",
-                user, initial)
+    log.warning(
+        "no provisioned credentials: generated a random password for %r, readable (root only) in %s", user, initial
+    )
     return creds
 
 
 def save_credentials(data_dir: Path, creds: Credentials) -> None:
-    _write_private(data_dir / "credentials.json",
-                   json.dumps({"username": creds.username, "password_hash": creds.password_hash,
-                               "source": creds.source}))
+    _write_private(
+        data_dir / "credentials.json",
+        json.dumps({"username": creds.username, "password_hash": creds.password_hash, "source": creds.source}),
+    )
 
 
 class RateLimiter:
@@ -119,7 +121,7 @@ class RateLimiter:
         now = time.monotonic() if now is None else now
         times = [t for t in self._fails.pop(client, []) if now - t < self.lockout_s]
         times.append(now)
-        self._fails[client] = times[-self.max_failures:]
+        self._fails[client] = times[-self.max_failures :]
         while len(self._fails) > self._max_clients:
             self._fails.popitem(last=False)
 

@@ -74,7 +74,7 @@ class EncoderConfig:
 @dataclass(frozen=True)
 class WebConfig:
     bind: str = _opt("0.0.0.0", doc="listen address")
-    port: int = _opt(8080, min=1, max=65535, doc="listen port (HTTP, or HTTPS when TLS is active)")
+    port: int = _opt(8080, min=0, max=65535, doc="listen port (HTTP, or HTTPS when TLS is active; 0 = any free)")
     tls: str = _opt("auto", choices=("auto", "on", "off"), doc="auto = HTTPS when the device certificate and key exist")
     cert: str = _opt("/factory/device.crt", doc="device certificate (PEM)")
     key: str = _opt("/factory/device.key", doc="device private key (PEM)")

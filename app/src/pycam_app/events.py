@@ -20,8 +20,7 @@ class EventBus:
 
     def publish(self, service: str, name: str, data: dict[str, Any] | None = None) -> None:
         """Callable from any thread."""
-        event = {"id": next(self._ids), "time": time.time(), "service": service, "event": name,
-                 "data": data or {}}
+        event = {"id": next(self._ids), "time": time.time(), "service": service, "event": name, "data": data or {}}
         if self._in_loop():
             self._deliver(event)
         else:

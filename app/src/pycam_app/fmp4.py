@@ -33,18 +33,50 @@ def full_box(kind: bytes, version: int, flags: int, *payload: bytes) -> bytes:
 def init_segment(width: int, height: int, sps: bytes, pps: bytes) -> bytes:
     """ftyp + moov describing one avc1 video track (track 1) with no samples (they come in fragments)."""
     ftyp = box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isomiso6avc1mp41")
-    mvhd = full_box(b"mvhd", 0, 0, struct.pack(">IIII", 0, 0, 1000, 0), struct.pack(">IH", 0x10000, 0x100),
-                    bytes(10), _MATRIX, bytes(24), struct.pack(">I", 2))
-    tkhd = full_box(b"tkhd", 0, 3, struct.pack(">IIIII", 0, 0, 1, 0, 0), bytes(8),
-                    struct.pack(">hhhH", 0, 0, 0, 0), _MATRIX, struct.pack(">II", width << 16, height << 16))
+    mvhd = full_box(
+        b"mvhd",
+        0,
+        0,
+        struct.pack(">IIII", 0, 0, 1000, 0),
+        struct.pack(">IH", 0x10000, 0x100),
+        bytes(10),
+        _MATRIX,
+        bytes(24),
+        struct.pack(">I", 2),
+    )
+    tkhd = full_box(
+        b"tkhd",
+        0,
+        3,
+        struct.pack(">IIIII", 0, 0, 1, 0, 0),
+        bytes(8),
+        struct.pack(">hhhH", 0, 0, 0, 0),
+        _MATRIX,
+        struct.pack(">II", width << 16, height << 16),
+    )
     mdhd = full_box(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, TIMESCALE, 0, 0x55C4, 0))  # 'und'
     hdlr = full_box(b"hdlr", 0, 0, struct.pack(">I", 0), b"vide", bytes(12), b"pycam video\0")
-    avc1 = box(b"avc1", bytes(6), struct.pack(">H", 1), bytes(16), struct.pack(">HH", width, height),
-               struct.pack(">II", 0x480000, 0x480000), bytes(4), struct.pack(">H", 1), bytes(32),
-               struct.pack(">Hh", 0x18, -1), box(b"avcC", h264.avcc_record(sps, pps)))
-    stbl = box(b"stbl", full_box(b"stsd", 0, 0, struct.pack(">I", 1), avc1),
-               full_box(b"stts", 0, 0, bytes(4)), full_box(b"stsc", 0, 0, bytes(4)),
-               full_box(b"stsz", 0, 0, bytes(8)), full_box(b"stco", 0, 0, bytes(4)))
+    avc1 = box(
+        b"avc1",
+        bytes(6),
+        struct.pack(">H", 1),
+        bytes(16),
+        struct.pack(">HH", width, height),
+        struct.pack(">II", 0x480000, 0x480000),
+        bytes(4),
+        struct.pack(">H", 1),
+        bytes(32),
+        struct.pack(">Hh", 0x18, -1),
+        box(b"avcC", h264.avcc_record(sps, pps)),
+    )
+    stbl = box(
+        b"stbl",
+        full_box(b"stsd", 0, 0, struct.pack(">I", 1), avc1),
+        full_box(b"stts", 0, 0, bytes(4)),
+        full_box(b"stsc", 0, 0, bytes(4)),
+        full_box(b"stsz", 0, 0, bytes(8)),
+        full_box(b"stco", 0, 0, bytes(4)),
+    )
     dinf = box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1)))
     minf = box(b"minf", full_box(b"vmhd", 0, 1, bytes(8)), dinf, stbl)
     trak = box(b"trak", tkhd, box(b"mdia", mdhd, hdlr, minf))
@@ -63,8 +95,9 @@ def media_segment(sequence: int, base_time: int, samples: Sequence[Sample]) -> b
     """moof + mdat for consecutive samples starting at decode time base_time."""
     n = len(samples)
     trun_flags = 0x000701  # data-offset, sample duration, size, flags present
-    entries = b"".join(struct.pack(">III", s.duration, len(s.data), _KEY_FLAGS if s.key else _DELTA_FLAGS)
-                       for s in samples)
+    entries = b"".join(
+        struct.pack(">III", s.duration, len(s.data), _KEY_FLAGS if s.key else _DELTA_FLAGS) for s in samples
+    )
     # moof size is fixed by the sample count: compute the data offset (moof + mdat header) up front.
     trun_size = 12 + 8 + 12 * n
     traf_size = 8 + 16 + 20 + trun_size
@@ -94,6 +127,7 @@ class LiveMuxer:
 
 
 # ---- reading back (recovery, index rebuild, tests) ----
+
 
 @dataclass
 class Scan:
@@ -141,8 +175,11 @@ def _parse_moof(buf: bytes, start: int, end: int) -> tuple[int, list[tuple[int, 
         for k2, _, p2, e2 in _boxes(buf, p, e):
             if k2 == b"tfdt":
                 version = buf[p2]
-                base = (struct.unpack_from(">Q", buf, p2 + 4)[0] if version == 1
-                        else struct.unpack_from(">I", buf, p2 + 4)[0])
+                base = (
+                    struct.unpack_from(">Q", buf, p2 + 4)[0]
+                    if version == 1
+                    else struct.unpack_from(">I", buf, p2 + 4)[0]
+                )
             elif k2 == b"trun":
                 flags = struct.unpack_from(">I", buf, p2)[0] & 0xFFFFFF
                 count = struct.unpack_from(">I", buf, p2 + 4)[0]

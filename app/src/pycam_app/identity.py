@@ -50,6 +50,11 @@ def load(factory_dir: str | Path) -> Identity:
         v = data.get(key, "")
         return v if isinstance(v, str) else ""
 
-    return Identity(serial=s("serial"), model=s("model"), hw_revision=s("hw_revision"),
-                    admin_user=s("admin_user"), admin_password_hash=s("admin_password_hash"),
-                    admin_password=s("admin_password"))
+    return Identity(
+        serial=s("serial"),
+        model=s("model"),
+        hw_revision=s("hw_revision"),
+        admin_user=s("admin_user"),
+        admin_password_hash=s("admin_password_hash"),
+        admin_password=s("admin_password"),
+    )

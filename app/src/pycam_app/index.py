@@ -46,8 +46,20 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_start ON events(start);
 """
 
-COLUMNS = ("id", "path", "kind", "stream", "start", "end", "duration", "frames", "bytes", "first_frame_no",
-           "trigger_frame_no", "state")
+COLUMNS = (
+    "id",
+    "path",
+    "kind",
+    "stream",
+    "start",
+    "end",
+    "duration",
+    "frames",
+    "bytes",
+    "first_frame_no",
+    "trigger_frame_no",
+    "state",
+)
 EVENT_COLUMNS = ("id", "kind", "start", "end", "score", "frame_no", "recording_id")
 _NAME = re.compile(r"^(\d{4})/(\d{2})/(\d{2})/(\d{2})/(\d{2})(\d{2})-(\d{3})-(event|manual|continuous)\.mp4$")
 
@@ -113,15 +125,27 @@ class Index:
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
     # -- recordings --
-    def add(self, path: str, kind: str, stream: str, start: float, first_frame_no: int | None,
-            trigger_frame_no: int | None = None) -> int:
-        cur = self._exec("INSERT INTO recordings (path, kind, stream, start, first_frame_no, trigger_frame_no) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (path, kind, stream, start, first_frame_no, trigger_frame_no))
+    def add(
+        self,
+        path: str,
+        kind: str,
+        stream: str,
+        start: float,
+        first_frame_no: int | None,
+        trigger_frame_no: int | None = None,
+    ) -> int:
+        cur = self._exec(
+            "INSERT INTO recordings (path, kind, stream, start, first_frame_no, trigger_frame_no) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (path, kind, stream, start, first_frame_no, trigger_frame_no),
+        )
         return int(cur.lastrowid or 0)
 
     def close_recording(self, rec_id: int, end: float, duration: float, frames: int, size: int) -> None:
-        self._exec("UPDATE recordings SET end=?, duration=?, frames=?, bytes=?, state='closed' WHERE id=?",
-                   (end, duration, frames, size, rec_id))
+        self._exec(
+            "UPDATE recordings SET end=?, duration=?, frames=?, bytes=?, state='closed' WHERE id=?",
+            (end, duration, frames, size, rec_id),
+        )
 
     def delete(self, rec_id: int) -> None:
         self._exec("DELETE FROM recordings WHERE id=?", (rec_id,))
@@ -130,9 +154,16 @@ class Index:
         rows = self._rows(f"SELECT {', '.join(COLUMNS)} FROM recordings WHERE id=?", (rec_id,), COLUMNS)
         return rows[0] if rows else None
 
-    def list(self, start: float | None = None, end: float | None = None, kind: str | None = None,
-             limit: int = 100, offset: int = 0, state: str | None = None, oldest_first: bool = False
-             ) -> list[dict[str, Any]]:
+    def list(
+        self,
+        start: float | None = None,
+        end: float | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        state: str | None = None,
+        oldest_first: bool = False,
+    ) -> list[dict[str, Any]]:
         where, args = [], []
         if start is not None:
             where.append("COALESCE(end, start) >= ?")
@@ -163,8 +194,9 @@ class Index:
 
     # -- events --
     def add_event(self, kind: str, start: float, score: float | None, frame_no: int | None) -> int:
-        cur = self._exec("INSERT INTO events (kind, start, score, frame_no) VALUES (?, ?, ?, ?)",
-                         (kind, start, score, frame_no))
+        cur = self._exec(
+            "INSERT INTO events (kind, start, score, frame_no) VALUES (?, ?, ?, ?)", (kind, start, score, frame_no)
+        )
         return int(cur.lastrowid or 0)
 
     def end_event(self, event_id: int, end: float) -> None:
@@ -173,8 +205,9 @@ class Index:
     def link_event(self, event_id: int, rec_id: int) -> None:
         self._exec("UPDATE events SET recording_id=? WHERE id=?", (rec_id, event_id))
 
-    def events(self, start: float | None = None, end: float | None = None, limit: int = 100,
-               offset: int = 0) -> list[dict[str, Any]]:
+    def events(
+        self, start: float | None = None, end: float | None = None, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
         where, args = [], []
         if start is not None:
             where.append("start >= ?")

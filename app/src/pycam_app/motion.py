@@ -52,7 +52,7 @@ def thumbnail(frame: av.VideoFrame) -> bytes:
     ls = plane.line_size
     if ls == GRID_W:
         return data[: GRID_W * GRID_H]
-    return b"".join(data[y * ls:y * ls + GRID_W] for y in range(GRID_H))
+    return b"".join(data[y * ls : y * ls + GRID_W] for y in range(GRID_H))
 
 
 def changed_share(prev: bytes, cur: bytes, mask: list[int], pixel_threshold: int) -> float:

@@ -52,6 +52,7 @@ class ClipWriter:
         self.last: Packet = first
         self.frames = 0
         self.bytes = 0
+        self.add(first)
 
     def add(self, pkt: Packet) -> None:
         if pkt.key and self._gop:
@@ -245,8 +246,9 @@ class Recorder:
             return self._retention()
         raise ValueError(f"unknown recorder command {name}")
 
-    def _open_event_clip(self, kind: str, start_mono: float, until: float | None, trigger_frame: int | None,
-                         events: list[int]) -> int | None:
+    def _open_event_clip(
+        self, kind: str, start_mono: float, until: float | None, trigger_frame: int | None, events: list[int]
+    ) -> int | None:
         backlog = self.stream.since(start_mono, self._last_seq)
         if not backlog:
             # Nothing usable in the ring yet: the clip starts at the next keyframe.
@@ -258,8 +260,9 @@ class Recorder:
         self.event_clip = clip
         return clip.rec_id
 
-    def _new_clip(self, kind: str, first: Packet, until: float | None, trigger_frame: int | None,
-                  events: list[int]) -> Clip:
+    def _new_clip(
+        self, kind: str, first: Packet, until: float | None, trigger_frame: int | None, events: list[int]
+    ) -> Clip:
         rel = relative_path(first.wall, kind)
         rec_id = self.index.add(rel, kind, self.stream.name, first.wall, first.frame_no, trigger_frame)
         writer = ClipWriter(self.root / rel, self.stream, first)
@@ -315,8 +318,10 @@ class Recorder:
         size = w.close()
         end = w.last.wall + w.nominal * float(TIME_BASE)
         self.index.close_recording(clip.rec_id, end, round(w.duration_s, 3), w.frames, size)
-        self.notify("recording-stopped", {"id": clip.rec_id, "kind": clip.kind, "frames": w.frames,
-                                          "duration_s": round(w.duration_s, 3)})
+        self.notify(
+            "recording-stopped",
+            {"id": clip.rec_id, "kind": clip.kind, "frames": w.frames, "duration_s": round(w.duration_s, 3)},
+        )
 
     def _close_all(self) -> None:
         for clip in (self.event_clip, self.cont_clip):
@@ -362,11 +367,15 @@ class Recorder:
                 stats["dropped"] += 1
                 log.warning("recovery: dropped empty recording %s", row["path"])
             else:
-                self.index.close_recording(row["id"], row["start"] + scan.duration_s, round(scan.duration_s, 3),
-                                           scan.samples, scan.valid_length)
+                self.index.close_recording(
+                    row["id"],
+                    row["start"] + scan.duration_s,
+                    round(scan.duration_s, 3),
+                    scan.samples,
+                    scan.valid_length,
+                )
                 stats["repaired"] += 1
-                log.warning("recovery: kept %s up to its last complete fragment (%.1f s)", row["path"],
-                            scan.duration_s)
+                log.warning("recovery: kept %s up to its last complete fragment (%.1f s)", row["path"], scan.duration_s)
         if self.index.rebuilt:
             stats["rebuilt"] = retention.rebuild(self.index, self.root)
         return stats

@@ -81,8 +81,9 @@ def rebuild(index: Index, root: Path) -> int:
                 full.unlink(missing_ok=True)
                 continue
             rec_id = index.add(rel, kind, "main", start, None)
-            index.close_recording(rec_id, start + scan.duration_s, round(scan.duration_s, 3), scan.samples,
-                                  scan.valid_length)
+            index.close_recording(
+                rec_id, start + scan.duration_s, round(scan.duration_s, 3), scan.samples, scan.valid_length
+            )
             added += 1
     log.info("index rebuilt: %d recording(s) found", added)
     return added

@@ -63,10 +63,12 @@ class CameraService:
         self.jpeg = JpegEncoder()
         self.index = Index(self.data_dir / "index.db")
         self.recordings_dir = self.data_dir / "recordings"
-        self.recorder = Recorder(cfg, self.pipeline.streams[cfg.recording.stream], self.index,
-                                 self.recordings_dir, self._recorder_event)
-        self.motion = MotionDetector(cfg.motion.fps, cfg.motion.cooldown_s, self._motion_event,
-                                     self.pipeline.source.motion_exclude_top)
+        self.recorder = Recorder(
+            cfg, self.pipeline.streams[cfg.recording.stream], self.index, self.recordings_dir, self._recorder_event
+        )
+        self.motion = MotionDetector(
+            cfg.motion.fps, cfg.motion.cooldown_s, self._motion_event, self.pipeline.source.motion_exclude_top
+        )
         self.pipeline.add_analysis_listener(self._analyse)
         self.pipeline.add_sub_listener(self._on_sub_frame)
         self.bus: EventBus | None = None
@@ -95,8 +97,11 @@ class CameraService:
         # Keep the camera (live view, health) working without the data partition; say so loudly.
         fallback = self.runtime / "data"
         fallback.mkdir(parents=True, exist_ok=True)
-        log.error("storage.data_dir %s is not writable: using %s in RAM (recordings and settings are lost "
-                  "on reboot)", d, fallback)
+        log.error(
+            "storage.data_dir %s is not writable: using %s in RAM (recordings and settings are lost on reboot)",
+            d,
+            fallback,
+        )
         return fallback
 
     # -- device model --
@@ -131,8 +136,11 @@ class CameraService:
             mode = v["camera-control.night-shot"]
             self._set_night(mode == "on" or (mode == "auto" and self._night_auto))
         if key.startswith("motion-detection.") or key == "camera-control.on":
-            self.motion.configure(bool(v["motion-detection.enabled"]) and self.controls.on,
-                                  v["motion-detection.sensitivity"], v["motion-detection.detection-area"])
+            self.motion.configure(
+                bool(v["motion-detection.enabled"]) and self.controls.on,
+                v["motion-detection.sensitivity"],
+                v["motion-detection.detection-area"],
+            )
         if key == "camera-control.continuous-recording":
             self.recorder.command("continuous", bool(value))
         if key == "indicator-light.on":

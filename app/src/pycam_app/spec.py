@@ -50,10 +50,15 @@ class Prop:
         if self.type == "areas":
             unit = {"type": "number", "minimum": 0, "maximum": 1}
             return {
-                "type": "array", "maxItems": MAX_AREAS,
+                "type": "array",
+                "maxItems": MAX_AREAS,
                 "description": "rectangles in frame fractions; empty = whole frame",
-                "items": {"type": "object", "required": ["x", "y", "w", "h"], "additionalProperties": False,
-                          "properties": {"x": unit, "y": unit, "w": unit, "h": unit}},
+                "items": {
+                    "type": "object",
+                    "required": ["x", "y", "w", "h"],
+                    "additionalProperties": False,
+                    "properties": {"x": unit, "y": unit, "w": unit, "h": unit},
+                },
             }
         return {"type": "string"}
 
@@ -72,7 +77,8 @@ class Prop:
             if isinstance(value, bool) or not ok or value != value:
                 raise SpecError(f"{where}: expected {'an integer' if self.type == 'int' else 'a number'}")
             if (self.minimum is not None and value < self.minimum) or (
-                    self.maximum is not None and value > self.maximum):
+                self.maximum is not None and value > self.maximum
+            ):
                 raise SpecError(f"{where}: must be within {self.minimum}..{self.maximum}")
             return value
         if self.type == "areas":
@@ -137,53 +143,79 @@ class Service:
 
 
 SERVICES: tuple[Service, ...] = (
-    Service("device-information", "identity and firmware (read-only)", properties=(
-        Prop("serial-number", "string", "serial from the factory identity (empty if unprovisioned)", False),
-        Prop("model", "string", "model from the factory identity", False),
-        Prop("firmware-version", "string", "camera application version", False),
-    )),
-    Service("camera-control", "picture and recording control", properties=(
-        Prop("on", "bool", "camera on; off = privacy mode (black picture, no motion detection)"),
-        Prop("night-shot", "enum", "night vision: IR illuminator and grey picture", choices=("auto", "on", "off")),
-        Prop("watermark", "bool", "date and time in the picture"),
-        Prop("continuous-recording", "bool", "record continuous segments"),
-        Prop("recording", "bool", "a clip or segment is being written", False),
-    ), actions=(
-        Action("start-recording", "start a manual clip", (
-            Param("duration", Prop("duration", "number", "seconds (default: recording.max_clip_s)",
-                                   minimum=1, maximum=3600)),)),
-        Action("stop-recording", "stop the manual clip"),
-        Action("snapshot", "take a JPEG snapshot (the result names the URL to fetch it)"),
-    ), events=(
-        Event("recording-started", "a recording was opened"),
-        Event("recording-stopped", "a recording was closed"),
-    )),
-    Service("motion-detection", "frame differencing on the sub stream", properties=(
-        Prop("enabled", "bool", "motion detection on"),
-        Prop("sensitivity", "enum", "how small a change counts as motion", choices=("low", "medium", "high")),
-        Prop("detection-area", "areas", "zones watched for motion (empty = whole frame)"),
-        Prop("motion", "bool", "motion is currently detected", False),
-    ), actions=(
-        Action("trigger", "raise a motion event now (self-test)"),
-    ), events=(
-        Event("motion-detected", "motion started (data: score, frame)"),
-        Event("motion-ended", "motion ended"),
-    )),
-    Service("storage", "recordings storage", properties=(
-        Prop("status", "enum", "storage state", False, choices=("normal", "low-space", "unavailable")),
-        Prop("total-bytes", "int", "size of the data filesystem", False),
-        Prop("free-bytes", "int", "free space on the data filesystem", False),
-        Prop("recordings-bytes", "int", "space used by recordings", False),
-        Prop("recordings", "int", "number of recordings", False),
-    ), actions=(
-        Action("format", "delete every recording and reset the index", (
-            Param("confirm", Prop("confirm", "bool", "must be true"), required=True),)),
-    ), events=(
-        Event("recording-deleted", "retention removed old recordings"),
-    )),
-    Service("indicator-light", "status LED", properties=(
-        Prop("on", "bool", "status LED on"),
-    )),
+    Service(
+        "device-information",
+        "identity and firmware (read-only)",
+        properties=(
+            Prop("serial-number", "string", "serial from the factory identity (empty if unprovisioned)", False),
+            Prop("model", "string", "model from the factory identity", False),
+            Prop("firmware-version", "string", "camera application version", False),
+        ),
+    ),
+    Service(
+        "camera-control",
+        "picture and recording control",
+        properties=(
+            Prop("on", "bool", "camera on; off = privacy mode (black picture, no motion detection)"),
+            Prop("night-shot", "enum", "night vision: IR illuminator and grey picture", choices=("auto", "on", "off")),
+            Prop("watermark", "bool", "date and time in the picture"),
+            Prop("continuous-recording", "bool", "record continuous segments"),
+            Prop("recording", "bool", "a clip or segment is being written", False),
+        ),
+        actions=(
+            Action(
+                "start-recording",
+                "start a manual clip",
+                (
+                    Param(
+                        "duration",
+                        Prop("duration", "number", "seconds (default: recording.max_clip_s)", minimum=1, maximum=3600),
+                    ),
+                ),
+            ),
+            Action("stop-recording", "stop the manual clip"),
+            Action("snapshot", "take a JPEG snapshot (the result names the URL to fetch it)"),
+        ),
+        events=(
+            Event("recording-started", "a recording was opened"),
+            Event("recording-stopped", "a recording was closed"),
+        ),
+    ),
+    Service(
+        "motion-detection",
+        "frame differencing on the sub stream",
+        properties=(
+            Prop("enabled", "bool", "motion detection on"),
+            Prop("sensitivity", "enum", "how small a change counts as motion", choices=("low", "medium", "high")),
+            Prop("detection-area", "areas", "zones watched for motion (empty = whole frame)"),
+            Prop("motion", "bool", "motion is currently detected", False),
+        ),
+        actions=(Action("trigger", "raise a motion event now (self-test)"),),
+        events=(
+            Event("motion-detected", "motion started (data: score, frame)"),
+            Event("motion-ended", "motion ended"),
+        ),
+    ),
+    Service(
+        "storage",
+        "recordings storage",
+        properties=(
+            Prop("status", "enum", "storage state", False, choices=("normal", "low-space", "unavailable")),
+            Prop("total-bytes", "int", "size of the data filesystem", False),
+            Prop("free-bytes", "int", "free space on the data filesystem", False),
+            Prop("recordings-bytes", "int", "space used by recordings", False),
+            Prop("recordings", "int", "number of recordings", False),
+        ),
+        actions=(
+            Action(
+                "format",
+                "delete every recording and reset the index",
+                (Param("confirm", Prop("confirm", "bool", "must be true"), required=True),),
+            ),
+        ),
+        events=(Event("recording-deleted", "retention removed old recordings"),),
+    ),
+    Service("indicator-light", "status LED", properties=(Prop("on", "bool", "status LED on"),)),
 )
 
 SERVICE_MAP = {s.name: s for s in SERVICES}
@@ -286,15 +318,39 @@ class DeviceModel:
 
 def describe() -> list[dict[str, Any]]:
     """The model as JSON (GET /api/spec)."""
-    return [{
-        "name": s.name, "description": s.description,
-        "properties": [{"name": p.name, "description": p.description, "access": "rw" if p.writable else "r",
-                        "schema": p.schema()} for p in s.properties],
-        "actions": [{"name": a.name, "description": a.description,
-                     "params": [{"name": pa.name, "required": pa.required, "schema": pa.prop.schema(),
-                                 "description": pa.prop.description} for pa in a.params]} for a in s.actions],
-        "events": [{"name": e.name, "description": e.description} for e in s.events],
-    } for s in SERVICES]
+    return [
+        {
+            "name": s.name,
+            "description": s.description,
+            "properties": [
+                {
+                    "name": p.name,
+                    "description": p.description,
+                    "access": "rw" if p.writable else "r",
+                    "schema": p.schema(),
+                }
+                for p in s.properties
+            ],
+            "actions": [
+                {
+                    "name": a.name,
+                    "description": a.description,
+                    "params": [
+                        {
+                            "name": pa.name,
+                            "required": pa.required,
+                            "schema": pa.prop.schema(),
+                            "description": pa.prop.description,
+                        }
+                        for pa in a.params
+                    ],
+                }
+                for a in s.actions
+            ],
+            "events": [{"name": e.name, "description": e.description} for e in s.events],
+        }
+        for s in SERVICES
+    ]
 
 
 def validate_params(action: Action, body: Any) -> dict[str, Any]:

@@ -99,8 +99,9 @@ class SyntheticSource(Source):
                 if self._stop.wait(due - now):
                     return
                 now = time.monotonic()
-            # Skip missed slots instead of bursting when the consumer was slow.
-            due = max(due + period, now - period)
+            # Late (slow consumer): skip the missed slots rather than burst, and keep frames at least
+            # 0.75 period apart so a consumer decimating at the same rate keeps every one.
+            due = max(due + period, now + 0.75 * period)
             wall = time.time()
             self.counter += 1
             yield Captured(self.make_frame(self.counter, wall), now, wall)

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 SSE_HEARTBEAT_S = 15.0
 
 
-def _number(request: web.Request, name: str, default: float | None = None, lo: float = -math.inf,
-            hi: float = math.inf) -> float | None:
+def _number(
+    request: web.Request, name: str, default: float | None = None, lo: float = -math.inf, hi: float = math.inf
+) -> float | None:
     raw = request.query.get(name)
     if raw is None:
         return default
@@ -116,8 +117,9 @@ class ApiHandlers:
         """Server-sent events: property changes, motion, recordings."""
         bus = self.svc.bus
         assert bus is not None
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                           "X-Accel-Buffering": "no"})
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
         await resp.prepare(request)
         q = bus.subscribe()
         self.svc.clients += 1
@@ -148,7 +150,8 @@ class ApiHandlers:
         limit = _int(request, "limit", 100, 1, 1000)
         offset = _int(request, "offset", 0, 0, 10**9)
         rows = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: self.svc.index.events(start, end, limit, offset))
+            None, lambda: self.svc.index.events(start, end, limit, offset)
+        )
         return web.json_response({"events": rows})
 
     async def recordings(self, request: web.Request) -> web.StreamResponse:
@@ -160,7 +163,8 @@ class ApiHandlers:
         limit = _int(request, "limit", 100, 1, 1000)
         offset = _int(request, "offset", 0, 0, 10**9)
         rows = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: self.svc.index.list(start, end, kind, limit, offset))
+            None, lambda: self.svc.index.list(start, end, kind, limit, offset)
+        )
         return web.json_response({"recordings": rows})
 
     async def _row(self, request: web.Request) -> dict[str, Any]:
@@ -180,7 +184,8 @@ class ApiHandlers:
         from .. import retention
 
         await asyncio.get_running_loop().run_in_executor(
-            None, retention.remove, self.svc.index, self.svc.recordings_dir, row)
+            None, retention.remove, self.svc.index, self.svc.recordings_dir, row
+        )
         return web.json_response({"deleted": row["id"]})
 
     async def recording_video(self, request: web.Request) -> web.StreamResponse:

@@ -108,8 +108,15 @@ class LiveHandlers:
                     return ws
                 await asyncio.sleep(0.05)
             unsubscribe = stream.subscribe_from_keyframe(on_packet)
-            await ws.send_json({"type": "init", "codec": stream.codec_string(), "width": stream.width,
-                                "height": stream.height, "fps": stream.fps})
+            await ws.send_json(
+                {
+                    "type": "init",
+                    "codec": stream.codec_string(),
+                    "width": stream.width,
+                    "height": stream.height,
+                    "fps": stream.fps,
+                }
+            )
             await ws.send_bytes(fmp4.init_segment(stream.width, stream.height, stream.sps, stream.pps))
             mux = fmp4.LiveMuxer(stream.fps)
             waiting_key = True
@@ -150,17 +157,23 @@ class LiveHandlers:
             self.hub = MjpegHub(asyncio.get_running_loop(), self.svc.jpeg)
             self.svc.mjpeg = self.hub
         hub = self.hub
-        resp = web.StreamResponse(headers={"Content-Type": "multipart/x-mixed-replace; boundary=pycamframe",
-                                           "Cache-Control": "no-store"})
+        resp = web.StreamResponse(
+            headers={"Content-Type": "multipart/x-mixed-replace; boundary=pycamframe", "Cache-Control": "no-store"}
+        )
         await resp.prepare(request)
         hub.clients += 1
         self.svc.clients += 1
         try:
-            seen = -1
+            seen = 0  # version 0 = nothing encoded yet
             while True:
                 seen, data = await hub.next(seen)
-                await resp.write(b"--pycamframe\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                 + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
+                await resp.write(
+                    b"--pycamframe\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                    + str(len(data)).encode()
+                    + b"\r\n\r\n"
+                    + data
+                    + b"\r\n"
+                )
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -174,8 +187,7 @@ class LiveHandlers:
             raise KeyError(f"no stream {name!r}; streams: main, sub")
         data = await self.svc.snapshot(name)
         if data is None:
-            return web.json_response({"error": "no frame captured yet"}, status=503,
-                                     headers={"Retry-After": "1"})
+            return web.json_response({"error": "no frame captured yet"}, status=503, headers={"Retry-After": "1"})
         return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     async def close_all(self) -> None:

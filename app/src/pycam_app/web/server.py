@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import inspect
 import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
@@ -30,8 +31,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COOKIE = "pycam_session"
-PUBLIC = {("GET", "/api/health"), ("GET", "/api/status"), ("GET", "/login"), ("POST", "/api/login"),
-          ("HEAD", "/api/health"), ("HEAD", "/api/status"), ("HEAD", "/login")}
+PUBLIC = {
+    ("GET", "/api/health"),
+    ("GET", "/api/status"),
+    ("GET", "/login"),
+    ("POST", "/api/login"),
+    ("HEAD", "/api/health"),
+    ("HEAD", "/api/status"),
+    ("HEAD", "/login"),
+}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -90,8 +98,11 @@ class WebServer:
             return await handler(request)
         except web.HTTPException as e:
             if e.status >= 400 and request.path.startswith("/api/") and e.content_type != "application/json":
-                return json_error(e.status, e.reason, headers={k: v for k, v in e.headers.items()
-                                                               if k.lower() in ("allow", "www-authenticate")})
+                return json_error(
+                    e.status,
+                    e.reason,
+                    headers={k: v for k, v in e.headers.items() if k.lower() in ("allow", "www-authenticate")},
+                )
             raise
         except spec.SpecError as e:
             return json_error(400, str(e))
@@ -145,8 +156,11 @@ class WebServer:
                 return json_error(429, "too many failed logins", {"Retry-After": str(int(wait) + 1)})
             if ok:
                 return await handler(request)
-        if request.method == "GET" and not request.path.startswith("/api/") and "text/html" in request.headers.get(
-                "Accept", ""):
+        if (
+            request.method == "GET"
+            and not request.path.startswith("/api/")
+            and "text/html" in request.headers.get("Accept", "")
+        ):
             raise web.HTTPFound("/login?next=" + quote(request.path_qs, safe=""))
         headers = {}
         if request.headers.get("X-Requested-With") != "pycam":  # our page handles 401 itself, no browser prompt
@@ -156,14 +170,18 @@ class WebServer:
     # -- pages and session --
     def page(self, name: str) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
-            return web.Response(text=static_text(name), content_type="text/html",
-                                headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+            return web.Response(
+                text=static_text(name),
+                content_type="text/html",
+                headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
+            )
+
         return handler
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         types = {".js": "application/javascript", ".css": "text/css"}
-        suffix = name[name.rfind("."):] if "." in name else ""
+        suffix = name[name.rfind(".") :] if "." in name else ""
         if "/" in name or suffix not in types:
             raise web.HTTPNotFound()
         try:
@@ -178,18 +196,29 @@ class WebServer:
         if wait:
             return json_error(429, "too many failed logins", {"Retry-After": str(int(wait) + 1)})
         body = await request.json()
-        if not isinstance(body, dict) or not isinstance(body.get("username"), str) or not isinstance(
-                body.get("password"), str):
-            raise spec.SpecError("expected {\"username\": string, \"password\": string}")
-        ok = await asyncio.get_running_loop().run_in_executor(None, self.svc.auth.check, body["username"],
-                                                              body["password"])
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("username"), str)
+            or not isinstance(body.get("password"), str)
+        ):
+            raise spec.SpecError('expected {"username": string, "password": string}')
+        ok = await asyncio.get_running_loop().run_in_executor(
+            None, self.svc.auth.check, body["username"], body["password"]
+        )
         if not ok:
             self.svc.limiter.failure(who)
             return json_error(401, "wrong user name or password")
         self.svc.limiter.success(who)
         resp = web.json_response({"user": self.svc.auth.username})
-        resp.set_cookie(COOKIE, self.svc.auth.new_session(), httponly=True, samesite="Strict", secure=self.tls,
-                        path="/", max_age=int(self.svc.cfg.auth.session_ttl_s))
+        resp.set_cookie(
+            COOKIE,
+            self.svc.auth.new_session(),
+            httponly=True,
+            samesite="Strict",
+            secure=self.tls,
+            path="/",
+            max_age=int(self.svc.cfg.auth.session_ttl_s),
+        )
         return resp
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
@@ -203,9 +232,12 @@ class WebServer:
 
     async def password(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        if not isinstance(body, dict) or not isinstance(body.get("current"), str) or not isinstance(
-                body.get("new"), str):
-            raise spec.SpecError("expected {\"current\": string, \"new\": string}")
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("current"), str)
+            or not isinstance(body.get("new"), str)
+        ):
+            raise spec.SpecError('expected {"current": string, "new": string}')
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(None, self.svc.auth.check, self.svc.auth.username, body["current"]):
             self.svc.limiter.failure(self.client(request))
@@ -221,9 +253,17 @@ class WebServer:
         cfg = self.svc.cfg.web
         ssl_ctx = tls_context(cfg)
         self.tls = ssl_ctx is not None
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # Streaming handlers (SSE, MJPEG) never finish by themselves: bound the wait at shutdown. aiohttp 3.9
+        # moved shutdown_timeout from the site to the runner.
+        runner_kw: dict[str, Any] = {}
+        site_kw: dict[str, Any] = {}
+        if "shutdown_timeout" in inspect.signature(web.AppRunner.__init__).parameters:
+            runner_kw["shutdown_timeout"] = 2.0
+        else:
+            site_kw["shutdown_timeout"] = 2.0
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, **runner_kw)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.bind, cfg.port, ssl_context=ssl_ctx, shutdown_timeout=2.0)
+        site = web.TCPSite(self._runner, cfg.bind, cfg.port, ssl_context=ssl_ctx, **site_kw)
         await site.start()
         server = site._server  # the bound port, also when port 0 asked the kernel for one
         sockets = getattr(server, "sockets", None) or []
