@@ -175,6 +175,7 @@ class Board:
     cmdline: str
     modules: tuple[str, ...]
     initramfs_modules: tuple[str, ...]
+    load_modules: tuple[str, ...]  # loaded at every boot (no hardware to autoload them, e.g. vivid)
     watchdog_device: str
     watchdog_runtime_sec: int
     watchdog_reboot_sec: int
@@ -221,6 +222,7 @@ def load_board(name: str, root: Path = ROOT) -> Board:
         cmdline=kernel.get("cmdline", ""),
         modules=tuple(kernel.get("modules", [])),
         initramfs_modules=tuple(kernel.get("initramfs-modules", [])),
+        load_modules=tuple(kernel.get("load", [])),
         watchdog_device=watchdog.get("device", "/dev/watchdog0"),
         watchdog_runtime_sec=int(watchdog.get("runtime-sec", 20)),
         watchdog_reboot_sec=int(watchdog.get("reboot-sec", 60)),

@@ -22,8 +22,8 @@ def setup(verbose: bool = False) -> None:
 
 
 @contextmanager
-def stage(name: str) -> Iterator[None]:
-    """Log the start and the duration of one build stage."""
+def stage(name: str, timings: dict[str, float] | None = None) -> Iterator[None]:
+    """Log the start and the duration of one build stage (and record it in `timings`)."""
     log.info("[%s] start", name)
     start = time.monotonic()
     try:
@@ -31,4 +31,7 @@ def stage(name: str) -> Iterator[None]:
     except BaseException:
         log.error("[%s] failed after %.1f s", name, time.monotonic() - start)
         raise
-    log.info("[%s] done in %.1f s", name, time.monotonic() - start)
+    elapsed = time.monotonic() - start
+    log.info("[%s] done in %.1f s", name, elapsed)
+    if timings is not None:
+        timings[name] = round(elapsed, 1)

@@ -16,6 +16,7 @@ from pycam.engine.run import run
 HOOKS = Path("/usr/share/mmdebstrap/hooks")
 # bump when the commands below change in a way the package set does not show
 RECIPE = 3
+EXTRACT_RECIPE = 2
 
 
 def _mirror_args(pkgs: PackageSet) -> list[str]:
@@ -72,6 +73,9 @@ def extract_host_packages(cache: Cache, pkgs: PackageSet, refresh: bool = False)
         tree = out / "tree"
         for sub in ("dev", "etc", "tmp", "var", "run", "proc", "sys"):
             run(["rm", "-rf", str(tree / sub)], what="tidy extract tree")
+        # unpacked, not installed: no postinst ran depmod, so the kernel stage could not resolve deps
+        for moddir in (tree / "lib" / "modules").iterdir():
+            run(["depmod", "-b", tree, moddir.name], what="depmod (Debian kernel)")
 
-    key = {"recipe": RECIPE, "host-extract": sorted(pkgs.host_extract), "mirrors": pkgs.mirrors}
+    key = {"recipe": EXTRACT_RECIPE, "host-extract": sorted(pkgs.host_extract), "mirrors": pkgs.mirrors}
     return cache.get("extract", key, produce, refresh=refresh)

@@ -33,36 +33,48 @@ def _name(path: str) -> str:
     return Path(path).name.split(".ko")[0].replace("-", "_")
 
 
+def _aliases(moddir: Path) -> dict[str, str]:
+    aliases: dict[str, str] = {}
+    path = moddir / "modules.alias"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 3 and fields[0] == "alias" and "*" not in fields[1]:
+                aliases.setdefault(fields[1].replace("-", "_"), fields[2].replace("-", "_"))
+    return aliases
+
+
 def module_closure(moddir: Path, wanted: list[str]) -> list[str]:
-    """Relative paths of the wanted modules and everything they depend on."""
+    """Relative paths of the wanted modules and everything they depend on (hard and soft)."""
     deps: dict[str, list[str]] = {}
     paths: dict[str, str] = {}
     for line in (moddir / "modules.dep").read_text().splitlines():
         target, _, rest = line.partition(":")
         paths[_name(target)] = target
         deps[_name(target)] = [_name(d) for d in rest.split()]
+    aliases = _aliases(moddir)
     softdep = moddir / "modules.softdep"
     if softdep.exists():
         for line in softdep.read_text().splitlines():
             fields = line.split()
             if len(fields) >= 3 and fields[0] == "softdep":
-                deps.setdefault(fields[1].replace("-", "_"), []).extend(
-                    f.replace("-", "_") for f in fields[2:] if not f.endswith(":")
-                )
+                soft = [aliases.get(f.replace("-", "_"), f.replace("-", "_")) for f in fields[2:] if not f.endswith(":")]
+                deps.setdefault(fields[1].replace("-", "_"), []).extend(m for m in soft if m in paths)
     builtin = set()
     if (moddir / "modules.builtin").exists():
         builtin = {_name(p) for p in (moddir / "modules.builtin").read_text().split()}
+    for mod in wanted:
+        name = mod.replace("-", "_")
+        if name not in paths and name not in builtin:
+            raise PycamError(f"kernel module {mod!r} (board kernel.modules) is not in this kernel",
+                             "fix the module name in board/<board>/board.yml")
     seen: set[str] = set()
     stack = [w.replace("-", "_") for w in wanted]
     while stack:
         mod = stack.pop()
-        if mod in seen:
-            continue
-        seen.add(mod)
-        if mod not in paths and mod not in builtin:
-            raise PycamError(f"kernel module {mod!r} (board kernel.modules) is not in this kernel",
-                             "fix the module name in board/<board>/board.yml")
-        stack.extend(deps.get(mod, []))
+        if mod not in seen:
+            seen.add(mod)
+            stack.extend(deps.get(mod, []))
     return sorted(paths[m] for m in seen if m in paths)
 
 
@@ -100,6 +112,8 @@ def build_initramfs(tree: Path, kver: str, product: Product, out: Path, epoch: i
         (stage / sub).mkdir(parents=True, exist_ok=True)
     shutil.copy2(tree / "bin" / "busybox", stage / "bin" / "busybox")
     (stage / "bin" / "sh").symlink_to("busybox")
+    # the kernel runs /sbin/modprobe for on-demand modules (ext4 asks for crc32c that way)
+    (stage / "sbin").symlink_to("bin")
     shutil.copy2(INIT, stage / "init")
     (stage / "etc" / "pycam-initramfs.conf").write_text(initramfs_conf(product))
     copy_modules(tree, stage, kver, list(product.board.initramfs_modules))

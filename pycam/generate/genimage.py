@@ -7,7 +7,8 @@ from pycam.definition import Partition, Product
 # file names of the partition images the engine prepares in genimage's input directory
 BOOT_IMAGE = "boot.vfat"
 ENV_IMAGES = ("uboot-env-1.bin", "uboot-env-2.bin")
-GPT_TYPE = {"boot": "U", "kernel": "L", "rootfs": "L", "factory": "L", "data": "L"}
+# FAT partitions as basic data, not ESP: systemd would automount an ESP at /boot
+GPT_TYPE = {"boot": "F", "kernel": "F", "rootfs": "L", "factory": "L", "data": "L"}
 
 
 def partition_image(part: Partition) -> str:
@@ -36,7 +37,7 @@ def genimage_cfg(product: Product, disk_name: str, kernel_files: list[str]) -> s
         "",
     ]
     kernel_size = layout.by_role("kernel")[0].size
-    files = " ".join(f'"{f}"' for f in kernel_files)
+    files = ", ".join(f'"{f}"' for f in kernel_files)
     out += ["image kernel.vfat {", f'\tvfat {{ label = "KERNEL" files = {{ {files} }} }}',
             f"\tsize = {kernel_size}", "}", ""]
     for part in layout.partitions:

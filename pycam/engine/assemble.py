@@ -1,0 +1,198 @@
+"""Stage `rootfs`: the Debian base made into the pycam root, then packed as squashfs.
+
+Everything product-specific happens here (kernel modules, wheels, the app, generated
+configuration, units, trimming), so an app-only change reruns this stage alone.
+"""
+
+from __future__ import annotations
+
+import compileall
+import json
+import py_compile
+import shutil
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pycam import ROOT
+from pycam.definition import Product
+from pycam.engine import wheels
+from pycam.engine.cache import Cache, digest, file_sha256, tree_sha256
+from pycam.engine.packages import PackageSet
+from pycam.engine.run import run
+from pycam.generate.bootenv import fw_env_config
+from pycam.generate.fstab import fstab
+from pycam.generate.rauc import KEYRING_PATH, system_conf
+from pycam.generate.systemd import watchdog_conf
+from pycam.log import log
+
+OVERLAY = ROOT / "rootfs" / "overlay"
+UNITS = ROOT / "rootfs" / "units.yml"
+APP_UNIT = ROOT / "app" / "systemd" / "pycam-app.service"
+RECIPE = 4
+# zstd at level 19 with 256 KiB blocks: measured in bench/ against xz and lower levels
+SQUASHFS_OPTS = ["-comp", "zstd", "-Xcompression-level", "19", "-b", "256K"]
+
+
+@dataclass(frozen=True)
+class RootInputs:
+    base: Path
+    kernel: Path
+    wheels: list[Path]
+    keyring: Path
+    release: bool
+    version: str
+
+
+def generated_files(product: Product, inputs: RootInputs) -> dict[str, str]:
+    """Path in the root -> text, for every file pycam derives from the definition."""
+    board = product.board
+    board_info = {
+        "board": board.name,
+        "description": board.description,
+        "hardware": board.hardware,
+        "watchdog": board.watchdog_device,
+        "compatible": product.compatible,
+    }
+    return {
+        "/etc/rauc/system.conf": system_conf(product),
+        "/etc/fw_env.config": fw_env_config(product),
+        "/etc/fstab": fstab(product),
+        "/etc/systemd/system.conf.d/10-pycam-watchdog.conf": watchdog_conf(board),
+        "/etc/pycam/app.toml": board.app_config.read_text() if board.app_config.exists() else "",
+        "/etc/pycam/board.json": json.dumps(board_info, indent=2, sort_keys=True) + "\n",
+        "/etc/pycam/version": inputs.version + "\n",
+        "/etc/modules-load.d/pycam.conf": "# generated from board/<board>/board.yml kernel.load\n"
+        + "".join(f"{m}\n" for m in board.load_modules),
+    }
+
+
+def stage_key(product: Product, pkgs: PackageSet, inputs: RootInputs) -> dict[str, Any]:
+    return {
+        "recipe": RECIPE,
+        "base": inputs.base.name,
+        "kernel": inputs.kernel.name,
+        "wheels": {w.name: file_sha256(w) for w in inputs.wheels},
+        "overlay": tree_sha256(OVERLAY),
+        "units": UNITS.read_text(),
+        "app-unit": file_sha256(APP_UNIT) if APP_UNIT.exists() else None,
+        "generated": generated_files(product, inputs),
+        "keyring": file_sha256(inputs.keyring),
+        "trim": pkgs.trim,
+        "release": inputs.release,
+        "squashfs": SQUASHFS_OPTS,
+    }
+
+
+def build_rootfs(cache: Cache, product: Product, pkgs: PackageSet, inputs: RootInputs, epoch: int) -> Path:
+    """Entry with rootfs.squashfs and build-id; the build id names exactly these inputs."""
+    key = stage_key(product, pkgs, inputs)
+    build_id = f"{inputs.version}+{digest(key)[:12]}"
+
+    def produce(out: Path) -> None:
+        root = out / "root"
+        root.mkdir()
+        _populate(root, product, pkgs, inputs, build_id)
+        run(["mksquashfs", root, out / "rootfs.squashfs", "-noappend", "-quiet", "-no-progress",
+             *SQUASHFS_OPTS, "-mkfs-time", str(epoch), "-all-time", str(epoch)],
+            what="mksquashfs (root)", check_space=out)
+        (out / "build-id").write_text(build_id + "\n")
+        shutil.rmtree(root)
+
+    return cache.get(f"rootfs-{product.board.name}", key, produce)
+
+
+def _populate(root: Path, product: Product, pkgs: PackageSet, inputs: RootInputs, build_id: str) -> None:
+    log.info("[rootfs] unpacking the Debian base")
+    with tarfile.open(inputs.base / "root.tar") as tar:
+        tar.extractall(root, filter="fully_trusted")  # our own mmdebstrap output: devices and owners matter
+
+    log.info("[rootfs] kernel modules")
+    shutil.copytree(inputs.kernel / "modules" / "lib" / "modules", root / "usr" / "lib" / "modules",
+                    symlinks=True, dirs_exist_ok=True)
+
+    log.info("[rootfs] Python wheels: %s", ", ".join(w.name for w in inputs.wheels))
+    for wheel in inputs.wheels:
+        wheels.install_wheel(wheel, root)
+    wheels.strip_shared_objects(root / "usr" / "local" / "lib")
+
+    log.info("[rootfs] overlay, generated configuration, units")
+    shutil.copytree(OVERLAY, root, symlinks=True, dirs_exist_ok=True)
+    for path, text in generated_files(product, inputs).items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    (root / "etc" / "pycam" / "build-id").write_text(build_id + "\n")
+    keyring = root / KEYRING_PATH.lstrip("/")
+    shutil.copy2(inputs.keyring, keyring)
+    keyring.chmod(0o644)
+    if APP_UNIT.exists():
+        shutil.copy2(APP_UNIT, root / "etc" / "systemd" / "system" / APP_UNIT.name)
+    _units(root)
+
+    for mountpoint in ("data", "factory"):
+        (root / mountpoint).mkdir(exist_ok=True)
+    _login(root, release=inputs.release)
+    _trim(root, pkgs.trim)
+    _read_only_root(root)
+    _compile_python(root)
+
+
+def _units(root: Path) -> None:
+    units = yaml.safe_load(UNITS.read_text())
+    for unit in units.get("enable", []):
+        run(["systemctl", f"--root={root}", "enable", unit], what=f"enable {unit}")
+    for unit in units.get("mask", []):
+        run(["systemctl", f"--root={root}", "mask", unit], what=f"mask {unit}")
+
+
+def _read_only_root(root: Path) -> None:
+    """What systemd-tmpfiles and PAM would otherwise try to create at boot on the read-only root."""
+    (root / "etc" / "machine-id").write_text("")  # bound from /data by the initramfs
+    dbus_id = root / "var" / "lib" / "dbus" / "machine-id"
+    dbus_id.parent.mkdir(parents=True, exist_ok=True)
+    dbus_id.unlink(missing_ok=True)
+    dbus_id.symlink_to("/etc/machine-id")
+    (root / "var" / "cache" / "private").mkdir(mode=0o700, parents=True, exist_ok=True)
+    (root / "etc" / "default" / "locale").write_text("LANG=C.UTF-8\n")
+
+
+def _login(root: Path, release: bool) -> None:
+    """Development images: root logs in on the console without a password. Release: locked."""
+    shadow = root / "etc" / "shadow"
+    lines = shadow.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("root:"):
+            fields = line.split(":")
+            fields[1] = "*" if release else ""
+            lines[i] = ":".join(fields)
+    shadow.write_text("\n".join(lines) + "\n")
+
+
+def _trim(root: Path, patterns: tuple[str, ...]) -> None:
+    removed = 0
+    for pattern in patterns:
+        for entry in sorted(root.glob(pattern.lstrip("/")), reverse=True):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+    log.info("[rootfs] trimmed %d paths", removed)
+
+
+def _compile_python(root: Path) -> None:
+    """Bytecode that never goes stale: the root is read-only, so Python could not rewrite it."""
+    if not wheels.target_python_matches():
+        log.warning("[rootfs] host Python is not %s: leaving bytecode to the target", wheels.TARGET_PYTHON)
+        return
+    for pyc in root.glob("usr/lib/python3*/**/__pycache__/*.pyc"):
+        pyc.unlink()
+    for tree in (root / "usr/lib/python3.11", root / "usr/lib/python3/dist-packages",
+                 root / "usr/local/lib/python3.11/dist-packages"):
+        if tree.is_dir():
+            compileall.compile_dir(tree, quiet=2, workers=0, ddir="/" + str(tree.relative_to(root)),
+                                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)

@@ -1,0 +1,191 @@
+"""`pycam build`: the default engine's pipeline from Debian packages to image, bundle and manifest.
+
+  base (mmdebstrap, cached by package set) ─┐
+  extract (kernel, busybox) → kernel+initramfs ├→ rootfs (squashfs) → disk image (+bmap) → bundle
+  wheels (PyAV) + app wheel ────────────────┘
+
+Outputs land in build/<board>/ under their final names only when complete; the manifest
+is written last and lists every output with its size and sha256.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pycam import ROOT, __version__
+from pycam.definition import Product
+from pycam.engine import assemble, base, diskimage, hosttools, kernel, wheels
+from pycam.engine.bundle import make_bundle
+from pycam.engine.cache import Cache, file_sha256
+from pycam.engine.packages import load_packages
+from pycam.engine.run import oserror
+from pycam.keys import KeySet
+from pycam.log import log, stage
+
+# Fixed timestamps make the root byte-for-byte reproducible (small deltas); the package
+# set, not the commit, decides what the base is, so this is not the commit time.
+DEFAULT_EPOCH = 1704067200  # 2024-01-01
+
+
+def build_dir() -> Path:
+    return Path(os.environ.get("PYCAM_BUILD_DIR", ROOT / "build"))
+
+
+def epoch() -> int:
+    return int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
+
+
+@dataclass
+class BuildOptions:
+    version: str | None = None
+    release: bool = False
+    refresh_base: bool = False
+    image: bool = True
+    bundle: bool = True
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    directory: Path
+    disk: Path
+    bmap: Path
+    bundle: Path
+    rootfs: Path
+    kernel_vfat: Path
+    manifest: Path
+
+
+def outputs(product: Product, version: str) -> Outputs:
+    d = build_dir() / product.board.name
+    name = f"{product.ota.product}-{product.board.name}"
+    return Outputs(
+        directory=d,
+        disk=d / f"{name}.img",
+        bmap=d / f"{name}.img.bmap",
+        bundle=d / f"{name}-{version}.raucb",
+        rootfs=d / "rootfs.squashfs",
+        kernel_vfat=d / "kernel.vfat",
+        manifest=d / "manifest.json",
+    )
+
+
+def _publish(src: Path, dst: Path, *, move: bool = False) -> None:
+    """Put `src` in place under its final name in one rename; cache entries are linked, never moved."""
+    if dst.exists() and dst.samefile(src):
+        return  # already published (rename() of two links to one file would do nothing)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    if move:
+        shutil.move(src, tmp)
+    else:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+def check_host(product: Product) -> None:
+    hosttools.require_root()
+    hosttools.require_tools()
+    hosttools.require_binfmt(product.board.arch)
+    hosttools.require_space(build_dir())
+
+
+def build(product: Product, keys: KeySet, opts: BuildOptions) -> Outputs:
+    started = time.monotonic()
+    check_host(product)
+    keys.require()
+    version = opts.version or product.ota.version
+    out = outputs(product, version)
+    work = out.directory / "work"
+    try:
+        out.directory.mkdir(parents=True, exist_ok=True)
+        work.mkdir(exist_ok=True)
+        return _build(product, keys, opts, version, out, work, started)
+    except OSError as exc:
+        raise oserror(exc, "build", out.directory) from exc
+
+
+def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out: Outputs, work: Path,
+           started: float) -> Outputs:
+    cache = Cache(build_dir() / "cache")
+    pkgs = load_packages()
+    when = epoch()
+
+    with stage("base", opts.timings):
+        base_entry = base.build_base(cache, pkgs, when, refresh=opts.refresh_base)
+    with stage("extract", opts.timings):
+        extract_entry = base.extract_host_packages(cache, pkgs, refresh=opts.refresh_base)
+    with stage("kernel", opts.timings):
+        kernel_entry = kernel.build_kernel(cache, extract_entry, product, when)
+    with stage("wheels", opts.timings):
+        wheel_entry = wheels.download_wheels(cache, pkgs)
+        app_entry = wheels.build_app_wheel(cache)
+    with stage("rootfs", opts.timings):
+        inputs = assemble.RootInputs(
+            base=base_entry,
+            kernel=kernel_entry,
+            wheels=wheels.wheel_files(wheel_entry) + wheels.wheel_files(app_entry),
+            keyring=keys.keyring,
+            release=opts.release,
+            version=version,
+        )
+        rootfs_entry = assemble.build_rootfs(cache, product, pkgs, inputs, when)
+        build_id = (rootfs_entry / "build-id").read_text().strip()
+        _publish(rootfs_entry / "rootfs.squashfs", out.rootfs)
+
+    if opts.image:
+        with stage("image", opts.timings):
+            disk = diskimage.build_disk(product, work / "genimage", kernel_entry, rootfs_entry / "rootfs.squashfs",
+                                        out.disk.name)
+            diskimage.bmap(disk, work / "disk.bmap")
+            _publish(disk.parent / "kernel.vfat", out.kernel_vfat, move=True)
+            _publish(work / "disk.bmap", out.bmap, move=True)
+            _publish(disk, out.disk, move=True)
+    if opts.bundle:
+        with stage("bundle", opts.timings):
+            if not out.kernel_vfat.exists():
+                disk = diskimage.build_disk(product, work / "genimage", kernel_entry,
+                                            rootfs_entry / "rootfs.squashfs", out.disk.name)
+                _publish(disk.parent / "kernel.vfat", out.kernel_vfat, move=True)
+            make_bundle(product, keys, rootfs=out.rootfs, kernel_vfat=out.kernel_vfat, version=version,
+                        build=build_id, out=out.bundle, work=work)
+
+    cache.prune({base_entry, extract_entry, kernel_entry, wheel_entry, app_entry, rootfs_entry})
+    opts.timings["total"] = round(time.monotonic() - started, 1)
+    write_manifest(product, out, version, build_id, kernel_entry, opts)
+    log.info("build %s done in %.0f s: %s", build_id, opts.timings["total"], out.directory)
+    return out
+
+
+def write_manifest(product: Product, out: Outputs, version: str, build_id: str, kernel_entry: Path,
+                   opts: BuildOptions) -> None:
+    files = {}
+    for path in (out.disk, out.bmap, out.bundle, out.rootfs, out.kernel_vfat):
+        if path.exists():
+            files[path.name] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+    manifest = {
+        "product": product.ota.product,
+        "board": product.board.name,
+        "compatible": product.compatible,
+        "version": version,
+        "build": build_id,
+        "release": opts.release,
+        "kernel": (kernel_entry / "kernel.version").read_text().strip(),
+        "modules": len(kernel.module_names(kernel_entry)),
+        "engine": f"pycam {__version__} (debian)",
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "timings_s": opts.timings,
+        "files": files,
+    }
+    tmp = out.manifest.with_name(".manifest.json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, out.manifest)

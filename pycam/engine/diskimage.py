@@ -1,0 +1,53 @@
+"""Stage `image`: boot script, U-Boot environment copies and the GPT disk image (genimage), plus .bmap."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pycam.definition import Product
+from pycam.engine.run import run
+from pycam.generate.bootenv import env_copy, initial_vars
+from pycam.generate.bootscript import boot_script
+from pycam.generate.genimage import BOOT_IMAGE, ENV_IMAGES, genimage_cfg
+
+KERNEL_FILES = ["Image", "initrd.img"]
+
+
+def compile_boot_script(product: Product, out: Path) -> Path:
+    (out / "boot.cmd").write_text(boot_script(product))
+    run(["mkimage", "-A", "arm64", "-O", "linux", "-T", "script", "-C", "none", "-n", "pycam boot",
+         "-d", out / "boot.cmd", out / "boot.scr"], what="mkimage (boot script)")
+    return out / "boot.scr"
+
+
+def write_env_images(product: Product, out: Path) -> None:
+    """Both copies valid from the first boot; copy 1 carries the newer flag."""
+    size = product.layout.bootenv.size
+    variables = initial_vars(product)
+    (out / ENV_IMAGES[0]).write_bytes(env_copy(variables, size, flag=1))
+    (out / ENV_IMAGES[1]).write_bytes(env_copy(variables, size, flag=0))
+
+
+def build_disk(product: Product, work: Path, kernel: Path, rootfs_squashfs: Path, disk_name: str) -> Path:
+    """genimage in `work`; returns the disk image path (inside work/out)."""
+    inputs, tmp, out, empty = (work / d for d in ("input", "tmp", "out", "empty-root"))
+    for d in (inputs, tmp, out, empty):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    compile_boot_script(product, inputs)
+    write_env_images(product, inputs)
+    for name in KERNEL_FILES:
+        shutil.copy2(kernel / name, inputs / name)
+    shutil.copy2(rootfs_squashfs, inputs / "rootfs.squashfs")
+    cfg = work / "genimage.cfg"
+    cfg.write_text(genimage_cfg(product, disk_name, KERNEL_FILES))
+    # an empty --rootpath: otherwise genimage fills the ext4/vfat images from /
+    run(["genimage", "--config", cfg, "--inputpath", inputs, "--outputpath", out, "--tmppath", tmp,
+         "--rootpath", empty], what="genimage (disk image)", check_space=work)
+    assert (out / BOOT_IMAGE).exists()
+    return out / disk_name
+
+
+def bmap(image: Path, bmap_path: Path) -> None:
+    run(["bmaptool", "create", "-o", bmap_path, image], what="bmaptool create")
