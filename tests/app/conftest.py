@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
+import http.client
+import json
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -75,3 +79,43 @@ async def running(cfg: config.Config) -> AsyncIterator[Running]:
 async def session(running: Running) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(running.url, headers=running.auth()) as s:
         yield s
+
+
+class Server:
+    """The service on its own event loop in a thread, so hypothesis tests can stay synchronous."""
+
+    def __init__(self, cfg: config.Config) -> None:
+        self.cfg = cfg
+        self.ready = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(30)
+        self.host, self.port = self.svc.url.split("//")[1].split(":")
+        self.auth = "Basic " + base64.b64encode(f"admin:{password_of(self.svc)}".encode()).decode()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.svc = CameraService(self.cfg)
+        self.loop.run_until_complete(self.svc.start())
+        self.ready.set()
+        self.loop.run_forever()
+
+    def request(
+        self, method: str, path: str, body: Any = None, auth: bool = True, raw: bytes | None = None
+    ) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection(self.host, int(self.port), timeout=20)
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = self.auth
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        conn.request(method, path, body=data, headers=headers)
+        r = conn.getresponse()
+        out = r.status, r.read()
+        conn.close()
+        return out
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.svc.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
