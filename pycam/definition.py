@@ -182,6 +182,10 @@ class Board:
     hardware: dict[str, Any]
     qemu: dict[str, Any] = field(default_factory=dict)
     yocto_machine: str = ""
+    # the device tree U-Boot hands to the kernel (the Raspberry Pi firmware's is ${fdt_addr})
+    fdt_addr: str = "${fdtcontroladdr}"
+    # also list the boot partition in a hybrid MBR (boot ROMs that cannot read GPT: BCM2710)
+    hybrid_mbr: bool = False
 
     def linux_device(self, part: Partition) -> str:
         return f"{self.disk_linux}{self.partition_prefix}{part.number}"
@@ -229,6 +233,8 @@ def load_board(name: str, root: Path = ROOT) -> Board:
         hardware=data.get("hardware", {}),
         qemu=data.get("qemu", {}),
         yocto_machine=data.get("yocto", {}).get("machine", name),
+        fdt_addr=str(boot.get("fdt", "${fdtcontroladdr}")),
+        hybrid_mbr=bool(disk.get("hybrid-mbr", False)),
     )
 
 

@@ -48,6 +48,7 @@ def substitutions(product: Product) -> dict[str, str]:
         "INITRD_ADDR": board.loadaddr["initrd"],
         "KERNEL_FILE": "Image",
         "INITRD_FILE": "initrd.img",
+        "FDT_ADDR": board.fdt_addr,
     }
     for slot in layout.slots:
         values[f"{slot}_KERNEL_PART"] = str(layout.slot_part(slot, "kernel").number)

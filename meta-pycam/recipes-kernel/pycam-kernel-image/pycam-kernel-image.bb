@@ -1,0 +1,37 @@
+SUMMARY = "pycam kernel slot image: vfat with the kernel Image and the initramfs"
+DESCRIPTION = "The content of kernel_a / kernel_b (partitions/: role kernel): Image and \
+initrd.img on vfat, read by the boot script with `load`. The wic image writes it into both \
+kernel partitions and the RAUC bundles carry it as the kernel slot image (slot group with \
+the rootfs)."
+LICENSE = "MIT"
+LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
+
+DEPENDS = "dosfstools-native mtools-native"
+INHIBIT_DEFAULT_DEPS = "1"
+
+inherit deploy nopackages
+
+PACKAGE_ARCH = "${MACHINE_ARCH}"
+
+PYCAM_INITRAMFS_IMAGE ?= "pycam-initramfs"
+PYCAM_INITRAMFS_FSTYPE ?= "cpio.gz"
+
+do_compile[depends] += " \
+    virtual/kernel:do_deploy \
+    ${PYCAM_INITRAMFS_IMAGE}:do_image_complete \
+"
+
+do_compile() {
+    rm -f ${B}/pycam-kernel.vfat
+    # PYCAM_KERNEL_PART_KB: the kernel partition's size from partitions/; a fixed volume id and
+    # SOURCE_DATE_EPOCH timestamps keep the image reproducible
+    mkfs.vfat -C -n KERNEL -i 50594341 ${B}/pycam-kernel.vfat ${PYCAM_KERNEL_PART_KB}
+    mcopy -i ${B}/pycam-kernel.vfat -m ${DEPLOY_DIR_IMAGE}/${KERNEL_IMAGETYPE} ::Image
+    mcopy -i ${B}/pycam-kernel.vfat -m \
+        ${DEPLOY_DIR_IMAGE}/${PYCAM_INITRAMFS_IMAGE}-${MACHINE}.${PYCAM_INITRAMFS_FSTYPE} ::initrd.img
+}
+
+do_deploy() {
+    install -m 0644 ${B}/pycam-kernel.vfat ${DEPLOYDIR}/pycam-kernel.vfat
+}
+addtask deploy after do_compile before do_build

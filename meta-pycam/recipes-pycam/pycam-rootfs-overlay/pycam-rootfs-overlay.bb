@@ -1,0 +1,21 @@
+SUMMARY = "pycam root filesystem overlay: health gate, journald, networkd, hostname"
+DESCRIPTION = "rootfs/overlay/ of the pycam checkout, installed verbatim into the root as \
+the default engine does: the health gate that marks the booted slot good once the camera \
+streams, journald and networkd settings and the hostname."
+LICENSE = "MIT"
+LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
+
+FILESEXTRAPATHS:prepend := "${PYCAM_TOPDIR}/rootfs:"
+SRC_URI = "file://overlay/"
+
+S = "${WORKDIR}/overlay"
+
+INHIBIT_DEFAULT_DEPS = "1"
+
+do_install() {
+    cp -R --no-dereference --preserve=mode,links --no-preserve=ownership ${S}/. ${D}/
+}
+
+FILES:${PN} = "/"
+# the health gate runs `rauc status mark-good` and asks the app (pycam-health)
+RDEPENDS:${PN} = "rauc pycam-app"
