@@ -71,7 +71,8 @@ def board_inc(product: Product) -> str:
     kernel = layout.by_role("kernel")[0]
     lines = [
         HEADER,
-        f"# board/{board.name}/board.yml, partitions/{layout.name}.yml and ota/ota.yml for MACHINE {board.yocto_machine}\n",
+        f"# board/{board.name}/board.yml, partitions/{layout.name}.yml and ota/ota.yml"
+        f" for MACHINE {board.yocto_machine}\n",
         _var("PYCAM_BOARD", board.name),
         _var("PYCAM_COMPATIBLE", product.compatible),
         _var("PYCAM_LAYOUT", layout.name),
@@ -79,7 +80,8 @@ def board_inc(product: Product) -> str:
         _var("PYCAM_KERNEL_PART_KB", str(kernel.size // 1024)),
         "# bytes per raw U-Boot environment copy (fw_env.config's size column)\n",
         _var("PYCAM_ENV_SIZE", str(layout.bootenv.size)),
-        "# kernel modules the root keeps, and the ones the initramfs loads (recommended: a built-in driver has no package)\n",
+        "# kernel modules the root keeps and the ones the initramfs loads\n",
+        "# (recommended, not required: a built-in driver has no package)\n",
         _var("PYCAM_KERNEL_MODULES", _kernel_packages(board.modules)),
         _var("PYCAM_INITRAMFS_MODULES", _kernel_packages(board.initramfs_modules)),
         _var("PYCAM_CAMERA", str(board.hardware.get("camera", ""))),
@@ -96,7 +98,7 @@ def product_inc(root: Path) -> str:
     squashfs = [opt for opt in SQUASHFS_OPTS if opt not in ("-comp", "zstd")]
     lines = [
         HEADER,
-        "# ota/ota.yml, rootfs/units.yml and the default engine's squashfs options: the same for every board\n",
+        "# ota/ota.yml, rootfs/units.yml and the default engine's squashfs options (every board)\n",
         _var("PYCAM_PRODUCT", str(ota["product"])),
         _var("PYCAM_VERSION", str(ota["version"]), "?="),
         _var("PYCAM_BUNDLE_FORMAT", str(ota.get("bundle", {}).get("format", "verity"))),

@@ -96,6 +96,6 @@ def wks(product: Product) -> str:
         out.append(" ".join(opts))
     ptable = "gpt-hybrid" if hybrid else layout.table
     if hybrid:
-        out.append("# gpt-hybrid: the boot partition is also in the MBR (the BCM2710 boot ROM reads only MBR)")
+        out.append("# gpt-hybrid: the boot partition is in the MBR too (the BCM2710 boot ROM reads only MBR)")
     out.append(f"bootloader --ptable {ptable}")
     return "\n".join(out) + "\n"

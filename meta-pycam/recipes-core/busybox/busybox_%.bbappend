@@ -1,3 +1,3 @@
 # rootfs/initramfs/init (shared with the default engine) installs busybox's applet links itself
-FILESEXTRAPATHS:prepend := "${THISDIR}/files:"
-SRC_URI += "file://pycam-initramfs.cfg"
+FILESEXTRAPATHS:prepend:pycam := "${THISDIR}/files:"
+SRC_URI:append:pycam = " file://pycam-initramfs.cfg"

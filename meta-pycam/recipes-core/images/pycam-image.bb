@@ -44,11 +44,13 @@ IMAGE_LINGUAS = ""
 
 # --- the root: squashfs, the default engine's compression ---------------------------------
 IMAGE_FSTYPES = "${PYCAM_ROOTFS_FSTYPE} wic wic.bmap wic.zst"
+# nooelint: oelint.vars.specific - an image type override (image.bbclass sets it per type)
 EXTRA_IMAGECMD:squashfs-zst = "${PYCAM_SQUASHFS_OPTS}"
 
 # --- the disk: pycam-<machine>.wks.in (WKS_FILE, generated from partitions/) --------------
 # rawcopy of this image's squashfs into rootfs_a/rootfs_b, the kernel slot image into
 # kernel_a/kernel_b, the two U-Boot environment copies outside the table
+# nooelint: oelint.vars.specific - an image type override
 IMAGE_TYPEDEP:wic = "${PYCAM_ROOTFS_FSTYPE}"
 do_image_wic[depends] += " \
     pycam-boot-script:do_deploy \

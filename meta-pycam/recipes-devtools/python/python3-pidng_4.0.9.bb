@@ -1,4 +1,6 @@
 SUMMARY = "PiDNG: Adobe DNG raw images from Raspberry Pi cameras (used by picamera2)"
+DESCRIPTION = "Creates DNG files from raw Bayer data of Raspberry Pi camera sensors; \
+picamera2 imports it to save raw captures."
 HOMEPAGE = "https://github.com/schoolpost/PiDNG"
 LICENSE = "MIT"
 LIC_FILES_CHKSUM = "file://LICENSE;md5=092f551bd6b87930ba9ba190f3633972"

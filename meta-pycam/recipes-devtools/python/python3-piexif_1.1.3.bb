@@ -1,4 +1,6 @@
 SUMMARY = "Exif manipulation with pure Python (picamera2 writes JPEG metadata with it)"
+DESCRIPTION = "Reads, writes and removes Exif data in JPEG and WebP files in pure \
+Python; picamera2 adds capture metadata to JPEGs with it."
 HOMEPAGE = "https://github.com/hMatoba/Piexif"
 LICENSE = "MIT"
 LIC_FILES_CHKSUM = "file://LICENSE.txt;md5=de3294fd570f87ece3b7ab7ccd61a108"

@@ -14,7 +14,7 @@ inherit pypi python_setuptools_build_meta pkgconfig
 # PyAV 13 supports FFmpeg 6.x (scarthgap: 6.1); 14 needs FFmpeg 7
 DEPENDS += "ffmpeg python3-cython-native"
 
-RDEPENDS:${PN} += " \
+RDEPENDS:${PN} += "\
     python3-core \
     python3-fractions \
     python3-logging \

@@ -14,7 +14,7 @@ COMPATIBLE_MACHINE = "^rpi$"
 
 # what `import picamera2` and its encoders/outputs load; OpenEXR, PyQt and OpenGL are only
 # for the IMX500 AI camera and the preview windows, which a headless camera does not use
-RDEPENDS:${PN} += " \
+RDEPENDS:${PN} += "\
     libcamera-pycamera \
     python3-av \
     python3-jsonschema \

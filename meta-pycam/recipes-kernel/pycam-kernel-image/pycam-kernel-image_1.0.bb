@@ -7,6 +7,9 @@ LICENSE = "MIT"
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
 
 DEPENDS = "dosfstools-native mtools-native"
+
+# no sources: the image is assembled from the kernel and initramfs in DEPLOY_DIR_IMAGE
+SRC_URI = ""
 INHIBIT_DEFAULT_DEPS = "1"
 
 inherit deploy nopackages

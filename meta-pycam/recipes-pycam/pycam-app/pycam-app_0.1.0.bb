@@ -6,9 +6,8 @@ HOMEPAGE = "https://github.com/pycam/pycam"
 LICENSE = "MIT"
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
 
-# the app is part of this checkout: its version is app/pyproject.toml's
-PV = "0.1.0"
-
+# the app is app/ of this checkout (its version: app/pyproject.toml)
+# nooelint: oelint.vars.fileextrapaths,oelint.vars.outofcontext
 FILESEXTRAPATHS:prepend := "${PYCAM_TOPDIR}:"
 SRC_URI = "file://app/"
 
@@ -35,13 +34,15 @@ SYSTEMD_SERVICE:${PN} = "pycam-app.service"
 FILES:${PN} += "${prefix}/local/bin"
 
 RDEPENDS:${PN} = " \
-    python3-core \
+    python3-aiohttp \
     python3-asyncio \
+    python3-av \
+    python3-core \
     python3-json \
     python3-logging \
     python3-sqlite3 \
     python3-tomllib \
-    python3-aiohttp \
-    python3-av \
-    ${@'python3-picamera2' if d.getVar('PYCAM_CAMERA') == 'picamera2' else ''} \
 "
+# boards with a CSI camera (board.yml hardware.camera: picamera2)
+# nooelint: oelint.vars.dependsordered - a conditional addition to the list above
+RDEPENDS:${PN} += "${@'python3-picamera2' if d.getVar('PYCAM_CAMERA') == 'picamera2' else ''}"

@@ -28,6 +28,6 @@ do_install() {
     install -d ${D}/data ${D}/factory
 }
 
-FILES:${PN} = "${sysconfdir} /data /factory"
+FILES:${PN} += "/data /factory"
 # the board's kernel modules (board.yml kernel.modules): recommended, a built-in driver has no package
 RRECOMMENDS:${PN} = "${PYCAM_KERNEL_MODULES}"

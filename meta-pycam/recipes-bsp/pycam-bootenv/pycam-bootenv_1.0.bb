@@ -5,12 +5,13 @@ attempts. Copy 1 carries the newer flag, as in the default engine."
 LICENSE = "MIT"
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
 
+DEPENDS = "u-boot-tools-native"
+
 SRC_URI = "file://uboot-env.txt"
 
 S = "${WORKDIR}"
 B = "${WORKDIR}/build"
 
-DEPENDS = "u-boot-tools-native"
 INHIBIT_DEFAULT_DEPS = "1"
 
 inherit deploy nopackages
@@ -18,9 +19,9 @@ inherit deploy nopackages
 PACKAGE_ARCH = "${MACHINE_ARCH}"
 
 do_compile() {
-    # redundant layout: crc32, flag byte (1 = newer), data
+    # redundant layout: crc32, flag byte (1 = newer), data padded with zero bytes
     # PYCAM_ENV_SIZE: bytes per copy, from partitions/ (pycam-board-${MACHINE}.inc)
-    uboot-mkenvimage -r -s ${PYCAM_ENV_SIZE} -o ${B}/pycam-uboot-env-1.bin ${S}/uboot-env.txt
+    uboot-mkenvimage -r -p 0 -s ${PYCAM_ENV_SIZE} -o ${B}/pycam-uboot-env-1.bin ${S}/uboot-env.txt
     cp ${B}/pycam-uboot-env-1.bin ${B}/pycam-uboot-env-2.bin
     # copy 2: same data and CRC (the CRC does not cover the flag), older flag 0
     printf '\000' | dd of=${B}/pycam-uboot-env-2.bin bs=1 seek=4 conv=notrunc status=none

@@ -5,6 +5,7 @@ streams, journald and networkd settings and the hostname."
 LICENSE = "MIT"
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
 
+# nooelint: oelint.vars.fileextrapaths,oelint.vars.outofcontext
 FILESEXTRAPATHS:prepend := "${PYCAM_TOPDIR}/rootfs:"
 SRC_URI = "file://overlay/"
 
@@ -16,6 +17,7 @@ do_install() {
     cp -R --no-dereference --preserve=mode,links --no-preserve=ownership ${S}/. ${D}/
 }
 
-FILES:${PN} = "/"
+# rootfs/overlay: etc/ and usr/lib/pycam/ (a new top-level path there fails installed-vs-shipped)
+FILES:${PN} += "${nonarch_libdir}/pycam"
 # the health gate runs `rauc status mark-good` and asks the app (pycam-health)
-RDEPENDS:${PN} = "rauc pycam-app"
+RDEPENDS:${PN} = "pycam-app rauc"

@@ -6,18 +6,18 @@ kernel partition."
 LICENSE = "MIT"
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302"
 
+DEPENDS = "u-boot-tools-native"
+# on the Raspberry Pi, meta-raspberrypi's U-Boot depends on this name
+PROVIDES += "u-boot-default-script"
+
 SRC_URI = "file://boot.cmd"
 
 S = "${WORKDIR}"
 B = "${WORKDIR}/build"
 
-DEPENDS = "u-boot-tools-native"
 INHIBIT_DEFAULT_DEPS = "1"
 
 inherit deploy nopackages kernel-arch
-
-# on the Raspberry Pi, meta-raspberrypi's U-Boot depends on this name
-PROVIDES += "u-boot-default-script"
 
 PACKAGE_ARCH = "${MACHINE_ARCH}"
 
