@@ -91,7 +91,8 @@ def labgrid_env(product: Product, disk: Path) -> dict[str, Any]:
                         "nic": "user,model=virtio-net-pci",
                     },
                     "ShellDriver": {
-                        "prompt": r"root@[\w-]+:[^ ]+# ",
+                        # bash may precede its prompt with the bracketed-paste switch
+                        "prompt": r"(?:\x1b\[\?2004h)?root@[\w-]+:[^ ]+# ",
                         "login_prompt": r"login: ",
                         "username": "root",
                         "login_timeout": 600,
