@@ -55,7 +55,10 @@ class LivePlayer {
     const v = this.video, b = this.sb.buffered;
     if (!b.length) return;
     const start = b.start(b.length - 1), end = b.end(b.length - 1);
-    if (v.currentTime < start || end - v.currentTime > 0.35) v.currentTime = Math.max(start, end - 0.05);
+    const lag = end - v.currentTime;
+    if (v.currentTime < start || lag > 0.5) v.currentTime = Math.max(start, end - 0.02);
+    // Small lags are caught up smoothly rather than by seeking (a seek costs a decoder flush).
+    else v.playbackRate = lag > 0.12 ? 1.5 : lag > 0.06 ? 1.1 : 1.0;
     if (v.currentTime - b.start(0) > 30 && !this.sb.updating) this.sb.remove(0, v.currentTime - 10);
     if (v.paused) v.play().catch(() => {});
   }

@@ -1,0 +1,237 @@
+"""Camera application benchmarks; results go to bench/results/app.json (quoted in app/README.md).
+
+  encode:  libx264 (ultrafast, zerolatency, 1 thread) frames/s per stream size, synthetic frames
+  service: pycam-app as its own process, synthetic 640x360@15 main + 320x180@10 sub:
+           resident memory with both streams and one viewer; CPU with 0, 1 and 3 WebSocket viewers
+  latency: glass-to-glass on loopback: synthetic capture timestamp -> frame decoded and shown in headless
+           Chromium (MSE), read back from the picture (needs /usr/bin/chromium and playwright)
+
+Run: .venv/bin/python bench/app/bench_app.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from pycam_app import config
+from pycam_app.capture.synthetic import SyntheticSource
+from pycam_app.encoder import H264Encoder
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "bench" / "results" / "app.json"
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def bench_encode(seconds: float) -> dict[str, Any]:
+    out = {}
+    enc_cfg = config.EncoderConfig(name="libx264")
+    for w, h in ((320, 180), (640, 360), (1280, 720), (1920, 1080)):
+        sc = config.StreamConfig(
+            width=w, height=h, fps=15, bitrate=max(200_000, w * h * 2), keyframe_interval=2
+        )
+        enc = H264Encoder(sc, enc_cfg)
+        src = SyntheticSource(w, h, 15)
+        src.open()
+        src.moving = True
+        frames = [src.make_frame(i, time.time()) for i in range(30)]
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 4:
+            enc.encode(frames[n % 30], n * 6000)
+            n += 1
+        out[f"{w}x{h}"] = round(n / (time.perf_counter() - t0), 1)
+    return {"libx264_fps": out}
+
+
+def write_config(tmp: Path, port: int) -> Path:
+    p = tmp / "app.toml"
+    p.write_text(f"""
+runtime_dir = "{tmp}/run"
+factory_dir = "{tmp}/factory"
+log_level = "warning"
+[capture]
+source = "synthetic"
+[main]
+width = 640
+height = 360
+fps = 15
+bitrate = 800000
+keyframe_interval = 1.0
+[sub]
+width = 320
+height = 180
+fps = 10
+bitrate = 200000
+[web]
+bind = "127.0.0.1"
+port = {port}
+tls = "off"
+[storage]
+data_dir = "{tmp}/data"
+""")
+    return p
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def viewer(url: str, headers: dict[str, str], stop: asyncio.Event, counter: list[int]) -> None:
+    async with aiohttp.ClientSession(headers=headers) as s, s.ws_connect(url + "/api/live/main") as ws:
+        while not stop.is_set():
+            msg = await ws.receive(timeout=5)
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                counter[0] += 1
+
+
+async def measure(
+    pid: int, url: str, headers: dict[str, str], viewers: int, seconds: float
+) -> dict[str, float]:
+    stop = asyncio.Event()
+    counter = [0]
+    tasks = [asyncio.create_task(viewer(url, headers, stop, counter)) for _ in range(viewers)]
+    await asyncio.sleep(1.0)  # let viewers join
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    cpu = (cpu_seconds(pid) - c0) / (time.monotonic() - t0) * 100
+    rss = rss_mb(pid)
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {"cpu_percent": round(cpu, 1), "rss_mb": round(rss, 1), "fragments_received": counter[0]}
+
+
+def bench_service(seconds: float) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="pycam-bench-"))
+    port = 18000 + os.getpid() % 1000
+    cfg = write_config(tmp, port)
+    exe = Path(sys.executable).with_name("pycam-app")
+    # Same allocator setting as the systemd unit: few malloc arenas keep the threads' RSS down.
+    env = dict(os.environ, MALLOC_ARENA_MAX="2")
+    proc = subprocess.Popen([str(exe), "--config", str(cfg)], stderr=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while (
+            not (tmp / "data" / "initial-password").exists() or not (tmp / "run" / "endpoint.json").exists()
+        ):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("service did not start")
+            time.sleep(0.2)
+        password = (tmp / "data" / "initial-password").read_text().split("password: ")[1].strip()
+        headers = {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
+        time.sleep(2)
+        result: dict[str, Any] = {"config": "synthetic, main 640x360@15 800 kbit/s, sub 320x180@10, libx264"}
+        for n in (0, 1, 3):
+            result[f"viewers_{n}"] = asyncio.run(measure(proc.pid, url, headers, n, seconds))
+        base, one, three = (result[f"viewers_{n}"]["cpu_percent"] for n in (0, 1, 3))
+        result["cpu_percent_per_viewer"] = round((three - base) / 3, 2)
+        result["rss_mb_both_streams_one_viewer"] = result["viewers_1"]["rss_mb"]
+        del one
+        return result
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_latency(seconds: float) -> dict[str, Any]:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        return {"skipped": "chromium not installed"}
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"skipped": "playwright not installed"}
+    sys.path.insert(0, str(ROOT / "tests" / "app"))
+    from conftest import Server, password_of, small_config
+
+    tmp = Path(tempfile.mkdtemp(prefix="pycam-lat-"))
+    cfg = small_config(
+        tmp,
+        main={"width": 640, "height": 360, "fps": 15, "bitrate": 800_000, "keyframe_interval": 1.0},
+        sub={"width": 320, "height": 180, "fps": 10, "bitrate": 200_000},
+    )
+    server = Server(cfg)
+    flags = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=flags)
+            page = browser.new_page()
+            base = f"http://{server.host}:{server.port}"
+            page.goto(base + "/login")
+            page.fill("#password", password_of(server.svc))
+            page.click("button[type=submit]")
+            page.wait_for_url(base + "/")
+            page.goto(base + "/?stats=1&stream=main")
+            page.wait_for_function("window.pycam.stats.decoded >= 30", timeout=30_000)
+            page.evaluate("window.pycam.stats.latencies = []")
+            page.wait_for_timeout(seconds * 1000)
+            lat = sorted(page.evaluate("window.pycam.stats.latencies"))
+            browser.close()
+    finally:
+        server.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "stream": "main 640x360@15, libx264 ultrafast/zerolatency, fMP4 over WebSocket, MSE, loopback",
+        "frames": len(lat),
+        "median_ms": statistics.median(lat),
+        "p95_ms": lat[int(len(lat) * 0.95)],
+        "min_ms": lat[0],
+        "max_ms": lat[-1],
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    results = {
+        "host": {
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_at_start": os.getloadavg()[0],
+        },
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "encode": bench_encode(args.seconds),
+        "service": bench_service(args.seconds),
+        "latency": bench_latency(args.seconds),
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
