@@ -40,9 +40,7 @@ def bench_encode(seconds: float) -> dict[str, Any]:
     out = {}
     enc_cfg = config.EncoderConfig(name="libx264")
     for w, h in ((320, 180), (640, 360), (1280, 720), (1920, 1080)):
-        sc = config.StreamConfig(
-            width=w, height=h, fps=15, bitrate=max(200_000, w * h * 2), keyframe_interval=2
-        )
+        sc = config.StreamConfig(width=w, height=h, fps=15, bitrate=max(200_000, w * h * 2), keyframe_interval=2)
         enc = H264Encoder(sc, enc_cfg)
         src = SyntheticSource(w, h, 15)
         src.open()
@@ -105,9 +103,7 @@ async def viewer(url: str, headers: dict[str, str], stop: asyncio.Event, counter
                 counter[0] += 1
 
 
-async def measure(
-    pid: int, url: str, headers: dict[str, str], viewers: int, seconds: float
-) -> dict[str, float]:
+async def measure(pid: int, url: str, headers: dict[str, str], viewers: int, seconds: float) -> dict[str, float]:
     stop = asyncio.Event()
     counter = [0]
     tasks = [asyncio.create_task(viewer(url, headers, stop, counter)) for _ in range(viewers)]
@@ -132,9 +128,7 @@ def bench_service(seconds: float) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
-        while (
-            not (tmp / "data" / "initial-password").exists() or not (tmp / "run" / "endpoint.json").exists()
-        ):
+        while not (tmp / "data" / "initial-password").exists() or not (tmp / "run" / "endpoint.json").exists():
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("service did not start")
             time.sleep(0.2)

@@ -59,9 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def browser() -> Iterator[Any]:
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt install chromium; listed in app/host-packages.txt)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip: app[dev])"
-    )
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip: app[dev])")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         yield b
@@ -122,8 +120,7 @@ def test_controls_and_recording_playback(browser: Any, server: Server) -> None:
     page.wait_for_selector("#recordings li:has-text('closed')", timeout=10_000)
     page.click("#recordings li:has-text('closed')")
     page.wait_for_function(
-        "document.getElementById('playback').readyState >= 2 && "
-        "document.getElementById('playback').videoWidth === 640",
+        "document.getElementById('playback').readyState >= 2 && document.getElementById('playback').videoWidth === 640",
         timeout=15_000,
     )
     page.close()

@@ -98,9 +98,7 @@ def test_fmp4_scan_counts_samples_and_keyframes(tmp_path: Path) -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(cut=st.integers(min_value=0, max_value=10_000))
-def test_repair_keeps_a_playable_prefix_at_any_cut(
-    tmp_path_factory: pytest.TempPathFactory, cut: int
-) -> None:
+def test_repair_keeps_a_playable_prefix_at_any_cut(tmp_path_factory: pytest.TempPathFactory, cut: int) -> None:
     data = _CLIP
     cut = cut % (len(data) + 1)
     path = tmp_path_factory.mktemp("cut") / "c.mp4"

@@ -84,9 +84,7 @@ async def test_everything_else_needs_authentication(running: Running) -> None:
                 assert r.status == 401, p
         async with s.get(running.url + "/", headers={"Accept": "text/html"}, allow_redirects=False) as r:
             assert r.status == 302 and r.headers["Location"].startswith("/login")
-        async with s.put(
-            running.url + "/api/services/camera-control/properties/on", json={"value": False}
-        ) as r:
+        async with s.put(running.url + "/api/services/camera-control/properties/on", json={"value": False}) as r:
             assert r.status == 401
         with pytest.raises(aiohttp.WSServerHandshakeError):
             await s.ws_connect(running.url + "/api/live/main")
@@ -137,9 +135,7 @@ async def test_login_rate_limit(running: Running) -> None:
             assert r.status == 429  # Basic auth is locked out too
 
 
-async def test_properties_validation_and_persistence(
-    running: Running, session: aiohttp.ClientSession
-) -> None:
+async def test_properties_validation_and_persistence(running: Running, session: aiohttp.ClientSession) -> None:
     base = "/api/services"
     async with session.put(f"{base}/camera-control/properties/night-shot", json={"value": "on"}) as r:
         assert r.status == 200 and (await r.json())["value"] == "on"
@@ -195,9 +191,7 @@ async def test_snapshot_shows_stamp(running: Running, session: aiohttp.ClientSes
     assert stamp.decode_plane(bytes(f.planes[0]), f.planes[0].line_size, 160, 90) is not None
 
 
-async def test_live_websocket_delivers_decodable_fmp4(
-    running: Running, session: aiohttp.ClientSession
-) -> None:
+async def test_live_websocket_delivers_decodable_fmp4(running: Running, session: aiohttp.ClientSession) -> None:
     async with session.ws_connect("/api/live/main") as ws:
         init = await ws.receive_json(timeout=10)
         assert init["type"] == "init" and init["codec"].startswith("avc1.") and init["width"] == 320
@@ -244,9 +238,7 @@ async def test_events_stream_reports_property_changes(session: aiohttp.ClientSes
     assert payload["service"] == "indicator-light" and payload["data"] == {"property": "on", "value": False}
 
 
-async def test_motion_event_clip_starts_before_the_trigger(
-    running: Running, session: aiohttp.ClientSession
-) -> None:
+async def test_motion_event_clip_starts_before_the_trigger(running: Running, session: aiohttp.ClientSession) -> None:
     svc = running.svc
     src = svc.pipeline.source
     assert isinstance(src, SyntheticSource)
@@ -310,9 +302,7 @@ async def test_manual_recording_and_delete(running: Running, session: aiohttp.Cl
 
 
 async def test_continuous_segments_and_format(running: Running, session: aiohttp.ClientSession) -> None:
-    async with session.put(
-        "/api/services/camera-control/properties/continuous-recording", json={"value": True}
-    ) as r:
+    async with session.put("/api/services/camera-control/properties/continuous-recording", json={"value": True}) as r:
         assert r.status == 200
     await wait_for(lambda: running.svc.recorder.cont_clip is not None)
     async with session.post("/api/services/storage/actions/format", json={"confirm": False}) as r:

@@ -131,9 +131,7 @@ def test_password_hash_roundtrip() -> None:
 def test_credentials_sources(tmp_path: Path) -> None:
     plain = auth.load_credentials(tmp_path / "a", Identity(serial="S", admin_password="label-pw"), "admin")
     assert plain.source == "factory" and auth.verify_password("label-pw", plain.password_hash)
-    named = auth.load_credentials(
-        tmp_path / "b", Identity(admin_user="op", admin_password_hash="pbkdf2..."), "x"
-    )
+    named = auth.load_credentials(tmp_path / "b", Identity(admin_user="op", admin_password_hash="pbkdf2..."), "x")
     assert (named.username, named.password_hash) == ("op", "pbkdf2...")
     gen = auth.load_credentials(tmp_path / "c", Identity(), "admin")
     assert gen.source == "generated" and (tmp_path / "c" / "initial-password").exists()
@@ -168,9 +166,7 @@ def test_spec_validation_messages() -> None:
         p.validate("dark")
     with pytest.raises(spec.SpecError, match="inside the frame"):
         spec.validate_areas([{"x": 0.9, "y": 0, "w": 0.2, "h": 0.1}])
-    assert spec.validate_areas([{"x": 0, "y": 0, "w": 1, "h": 1}]) == [
-        {"x": 0.0, "y": 0.0, "w": 1.0, "h": 1.0}
-    ]
+    assert spec.validate_areas([{"x": 0, "y": 0, "w": 1, "h": 1}]) == [{"x": 0.0, "y": 0.0, "w": 1.0, "h": 1.0}]
     with pytest.raises(KeyError):
         spec.DeviceModel.lookup("camera-control", "zoom")
     fmt = spec.SERVICE_MAP["storage"].action("format")
@@ -218,9 +214,7 @@ def test_motion_zone_outside_the_box_sees_nothing() -> None:
     src = SyntheticSource(320, 180, 5)
     src.open()
     det = motion.MotionDetector(5, 1.0, lambda p, d: events.append(p), src.motion_exclude_top)
-    det.configure(
-        True, "high", [{"x": 0, "y": 0.8, "w": 1, "h": 0.2}]
-    )  # bottom strip; the box moves mid-frame
+    det.configure(True, "high", [{"x": 0, "y": 0.8, "w": 1, "h": 0.2}])  # bottom strip; the box moves mid-frame
     src.moving = True
     run_detector(src, det, range(1, 12))
     assert events == []
@@ -240,9 +234,7 @@ def test_zone_mask() -> None:
 def test_ring_keeps_whole_gops_and_since() -> None:
     s = Stream("main", 320, 180, 10, ring_s=1.0)
     for i in range(40):  # keyframe every 5 packets, 0.1 s apart
-        s.publish(
-            b"\0\0\1\x65" if i % 5 == 0 else b"\0\0\1\x41", i * 9000, i % 5 == 0, i * 0.1, i * 0.1, i + 1
-        )
+        s.publish(b"\0\0\1\x65" if i % 5 == 0 else b"\0\0\1\x41", i * 9000, i % 5 == 0, i * 0.1, i * 0.1, i + 1)
     assert s.ring[0].key
     span = (s.ring[-1].pts - s.ring[0].pts) / 90000
     assert 1.0 <= span < 1.5
@@ -335,9 +327,7 @@ def test_real_picamera2_camera() -> None:
     try:
         import picamera2  # noqa: F401
     except ImportError:
-        pytest.skip(
-            "picamera2 is not installed here (only on Raspberry Pi OS); the fake above covers the API"
-        )
+        pytest.skip("picamera2 is not installed here (only on Raspberry Pi OS); the fake above covers the API")
     if not picam.available():
         pytest.skip("picamera2 is installed but no camera is attached")
     src = picam.Picamera2Source(640, 360, 10)
@@ -374,8 +364,6 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
         .replace("/usr/local/bin/pycam-app", sys.executable)
         .replace("/bin/mkdir", "/usr/bin/mkdir")
     )
-    r = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60
-    )
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60)
     problems = [x for x in r.stderr.splitlines() if "pycam-app.service" in x and "Command" not in x]
     assert not problems, r.stderr
