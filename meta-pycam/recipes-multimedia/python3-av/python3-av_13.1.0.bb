@@ -16,7 +16,6 @@ DEPENDS += "ffmpeg python3-cython-native"
 
 RDEPENDS:${PN} += "\
     python3-core \
-    python3-fractions \
     python3-logging \
     python3-numbers \
 "

@@ -33,14 +33,21 @@ SYSTEMD_SERVICE:${PN} = "pycam-app.service"
 
 FILES:${PN} += "${prefix}/local/bin"
 
+# the standard library modules app/src imports (oe-core's python3 package split)
 RDEPENDS:${PN} = " \
     python3-aiohttp \
     python3-asyncio \
     python3-av \
     python3-core \
+    python3-crypt \
+    python3-datetime \
+    python3-io \
     python3-json \
     python3-logging \
+    python3-netclient \
+    python3-numbers \
     python3-sqlite3 \
+    python3-threading \
     python3-tomllib \
 "
 # boards with a CSI camera (board.yml hardware.camera: picamera2)
