@@ -13,7 +13,7 @@ from pycam.log import log, setup
 DEFAULT_BOARD = "qemuarm64"
 
 
-def _product(args: argparse.Namespace):  # noqa: ANN202 - keeps the import lazy
+def _product(args: argparse.Namespace):
     from pycam.definition import load_product
 
     return load_product(args.board)

@@ -57,9 +57,11 @@ class Outputs:
     disk: Path
     bmap: Path
     bundle: Path
-    rootfs: Path
-    kernel_vfat: Path
     manifest: Path
+
+    @property
+    def bundle_manifest(self) -> Path:
+        return self.bundle.with_name(self.bundle.name + ".json")
 
 
 def outputs(product: Product, version: str) -> Outputs:
@@ -70,8 +72,6 @@ def outputs(product: Product, version: str) -> Outputs:
         disk=d / f"{name}.img",
         bmap=d / f"{name}.img.bmap",
         bundle=d / f"{name}-{version}.raucb",
-        rootfs=d / "rootfs.squashfs",
-        kernel_vfat=d / "kernel.vfat",
         manifest=d / "manifest.json",
     )
 
@@ -139,39 +139,42 @@ def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out
             version=version,
         )
         rootfs_entry = assemble.build_rootfs(cache, product, pkgs, inputs, when)
+        rootfs = rootfs_entry / "rootfs.squashfs"
         build_id = (rootfs_entry / "build-id").read_text().strip()
-        _publish(rootfs_entry / "rootfs.squashfs", out.rootfs)
+        kernel_vfat = diskimage.build_kernel_vfat(cache, product, kernel_entry)
 
     if opts.image:
         with stage("image", opts.timings):
-            disk = diskimage.build_disk(product, work / "genimage", kernel_entry, rootfs_entry / "rootfs.squashfs",
-                                        out.disk.name)
+            disk = diskimage.build_disk(product, work / "genimage", kernel_vfat, rootfs, out.disk.name)
             diskimage.bmap(disk, work / "disk.bmap")
-            _publish(disk.parent / "kernel.vfat", out.kernel_vfat, move=True)
             _publish(work / "disk.bmap", out.bmap, move=True)
             _publish(disk, out.disk, move=True)
     if opts.bundle:
         with stage("bundle", opts.timings):
-            if not out.kernel_vfat.exists():
-                disk = diskimage.build_disk(product, work / "genimage", kernel_entry,
-                                            rootfs_entry / "rootfs.squashfs", out.disk.name)
-                _publish(disk.parent / "kernel.vfat", out.kernel_vfat, move=True)
-            make_bundle(product, keys, rootfs=out.rootfs, kernel_vfat=out.kernel_vfat, version=version,
+            make_bundle(product, keys, rootfs=rootfs, kernel_vfat=kernel_vfat, version=version,
                         build=build_id, out=out.bundle, work=work)
 
-    cache.prune({base_entry, extract_entry, kernel_entry, wheel_entry, app_entry, rootfs_entry})
+    cache.prune({base_entry, extract_entry, kernel_entry, wheel_entry, app_entry, rootfs_entry,
+                 kernel_vfat.parent})
     opts.timings["total"] = round(time.monotonic() - started, 1)
-    write_manifest(product, out, version, build_id, kernel_entry, opts)
+    info = {"rootfs": _describe(rootfs), "kernel.vfat": _describe(kernel_vfat)}
+    if opts.bundle:
+        write_manifest(product, out.bundle_manifest, version, build_id, kernel_entry, opts,
+                       {out.bundle.name: _describe(out.bundle), **info})
+    if opts.image:
+        files = {p.name: _describe(p) for p in (out.disk, out.bmap, out.bundle) if p.exists()}
+        write_manifest(product, out.manifest, version, build_id, kernel_entry, opts, {**files, **info})
     log.info("build %s done in %.0f s: %s", build_id, opts.timings["total"], out.directory)
     return out
 
 
-def write_manifest(product: Product, out: Outputs, version: str, build_id: str, kernel_entry: Path,
-                   opts: BuildOptions) -> None:
-    files = {}
-    for path in (out.disk, out.bmap, out.bundle, out.rootfs, out.kernel_vfat):
-        if path.exists():
-            files[path.name] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
+def _describe(path: Path) -> dict[str, object]:
+    return {"size": path.stat().st_size, "sha256": file_sha256(path)}
+
+
+def write_manifest(product: Product, path: Path, version: str, build_id: str, kernel_entry: Path,
+                   opts: BuildOptions, files: dict[str, dict[str, object]]) -> None:
+    """Written last, atomically: its presence means every file it lists is complete."""
     manifest = {
         "product": product.ota.product,
         "board": product.board.name,
@@ -186,6 +189,6 @@ def write_manifest(product: Product, out: Outputs, version: str, build_id: str, 
         "timings_s": opts.timings,
         "files": files,
     }
-    tmp = out.manifest.with_name(".manifest.json.tmp")
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, out.manifest)
+    os.replace(tmp, path)

@@ -6,10 +6,11 @@ import shutil
 from pathlib import Path
 
 from pycam.definition import Product
+from pycam.engine.cache import Cache, file_sha256
 from pycam.engine.run import run
 from pycam.generate.bootenv import env_copy, initial_vars
 from pycam.generate.bootscript import boot_script
-from pycam.generate.genimage import BOOT_IMAGE, ENV_IMAGES, genimage_cfg
+from pycam.generate.genimage import BOOT_IMAGE, ENV_IMAGES, genimage_cfg, kernel_vfat_cfg
 
 KERNEL_FILES = ["Image", "initrd.img"]
 
@@ -29,22 +30,48 @@ def write_env_images(product: Product, out: Path) -> None:
     (out / ENV_IMAGES[1]).write_bytes(env_copy(variables, size, flag=0))
 
 
-def build_disk(product: Product, work: Path, kernel: Path, rootfs_squashfs: Path, disk_name: str) -> Path:
-    """genimage in `work`; returns the disk image path (inside work/out)."""
-    inputs, tmp, out, empty = (work / d for d in ("input", "tmp", "out", "empty-root"))
-    for d in (inputs, tmp, out, empty):
+def _genimage(cfg_text: str, work: Path, inputs: Path) -> Path:
+    """Run genimage on `cfg_text` with `inputs`; returns its output directory."""
+    tmp, out, empty = (work / d for d in ("tmp", "out", "empty-root"))
+    for d in (tmp, out, empty):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    compile_boot_script(product, inputs)
-    write_env_images(product, inputs)
-    for name in KERNEL_FILES:
-        shutil.copy2(kernel / name, inputs / name)
-    shutil.copy2(rootfs_squashfs, inputs / "rootfs.squashfs")
     cfg = work / "genimage.cfg"
-    cfg.write_text(genimage_cfg(product, disk_name, KERNEL_FILES))
+    cfg.write_text(cfg_text)
     # an empty --rootpath: otherwise genimage fills the ext4/vfat images from /
     run(["genimage", "--config", cfg, "--inputpath", inputs, "--outputpath", out, "--tmppath", tmp,
-         "--rootpath", empty], what="genimage (disk image)", check_space=work)
+         "--rootpath", empty], what="genimage", check_space=work)
+    return out
+
+
+def build_kernel_vfat(cache: Cache, product: Product, kernel: Path) -> Path:
+    """Entry with kernel.vfat: the kernel partition image a slot boots from."""
+
+    def produce(out: Path) -> None:
+        inputs = out / "input"
+        inputs.mkdir()
+        for name in KERNEL_FILES:
+            shutil.copy2(kernel / name, inputs / name)
+        result = _genimage(kernel_vfat_cfg(product, KERNEL_FILES), out / "work", inputs)
+        shutil.move(result / "kernel.vfat", out / "kernel.vfat")
+        shutil.rmtree(out / "work")
+        shutil.rmtree(inputs)
+
+    key = {"kernel": kernel.name, "cfg": kernel_vfat_cfg(product, KERNEL_FILES),
+           "files": {n: file_sha256(kernel / n) for n in KERNEL_FILES}}
+    return cache.get(f"kernelfs-{product.board.name}", key, produce) / "kernel.vfat"
+
+
+def build_disk(product: Product, work: Path, kernel_vfat: Path, rootfs_squashfs: Path, disk_name: str) -> Path:
+    """genimage in `work`; returns the disk image path (inside work/out)."""
+    inputs = work / "input"
+    shutil.rmtree(inputs, ignore_errors=True)
+    inputs.mkdir(parents=True)
+    compile_boot_script(product, inputs)
+    write_env_images(product, inputs)
+    shutil.copy2(kernel_vfat, inputs / "kernel.vfat")
+    shutil.copy2(rootfs_squashfs, inputs / "rootfs.squashfs")
+    out = _genimage(genimage_cfg(product, disk_name), work, inputs)
     assert (out / BOOT_IMAGE).exists()
     return out / disk_name
 

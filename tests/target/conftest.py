@@ -1,4 +1,6 @@
-"""Fixtures (named apart from labgrid's own pytest plugin: lg_env, dut, shell) for tests on a booted image: QEMU through labgrid, one VM per test session.
+"""Fixtures for tests on a booted image: QEMU through labgrid, one VM per test session.
+
+Named apart from labgrid's own pytest plugin fixtures: lg_env, dut (the strategy), shell.
 
 The image is the one `pycam build` made (the README's first command); if it is missing
 the fixture builds it, so `pytest` alone also works. The VM boots a session-private
@@ -63,7 +65,7 @@ def lg_env(product: Product, built: Outputs, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="session")
-def dut(lg_env: object):  # noqa: ANN201 - labgrid types
+def dut(lg_env: object):
     """The device under test: the labgrid strategy of the QEMU target."""
     target = lg_env.get_target("main")  # type: ignore[attr-defined]
     strat = target.get_driver("Strategy")
@@ -72,6 +74,6 @@ def dut(lg_env: object):  # noqa: ANN201 - labgrid types
 
 
 @pytest.fixture
-def shell(dut):  # noqa: ANN001, ANN201
+def shell(dut):
     dut.transition("shell")
     return dut.shell

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import re
 import time
+from typing import ClassVar
 
 import attr
 import pexpect
@@ -32,7 +33,7 @@ SLOT_LINE = re.compile(rb"pycam: booting slot (\w) \(BOOT_ORDER=([^)]*?) BOOT_A_
 @target_factory.reg_driver
 @attr.s(eq=False)
 class PycamQemuStrategy(Strategy):
-    bindings = {"qemu": "QEMUDriver", "shell": "ShellDriver"}
+    bindings: ClassVar[dict[str, str]] = {"qemu": "QEMUDriver", "shell": "ShellDriver"}
 
     status = attr.ib(default=Status.unknown)
 
@@ -42,7 +43,7 @@ class PycamQemuStrategy(Strategy):
         self.shell: ShellDriver
 
     @step(args=["status"])
-    def transition(self, status: Status | str, *, step=None) -> None:  # noqa: ANN001 - labgrid's step
+    def transition(self, status: Status | str, *, step=None) -> None:
         if not isinstance(status, Status):
             status = Status[status]
         if status == Status.unknown:
