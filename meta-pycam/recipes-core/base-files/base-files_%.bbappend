@@ -3,4 +3,4 @@
 FILESEXTRAPATHS:prepend:pycam := "${THISDIR}/files:"
 
 # /etc/hostname comes from rootfs/overlay (pycam-rootfs-overlay)
-hostname:pn-base-files:pycam = ""
+hostname:pycam = ""
