@@ -45,4 +45,4 @@ def test_bitbake_resolves_image_and_bundles(board: str) -> None:
                             capture_output=True, text=True, timeout=3 * 3600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    assert "parse OK" in output or "OK" in output, output[-3000:]
+    assert "yocto-check: all OK" in output, output[-3000:]
