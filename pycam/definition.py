@@ -152,7 +152,9 @@ def _check_layout(layout: Layout, path: Path) -> None:
         raise PycamError(f"{path}: bootenv must end before the first partition (offset {first})")
     for slot in layout.slots:
         for role in ("kernel", "rootfs"):
-            layout.slot_part(slot, role)  # raises if a slot lacks a partition
+            if not any(p.slot == slot and p.role == role for p in layout.partitions):
+                raise PycamError(f"{path}: slot {slot} has no {role} partition",
+                                 "every slot needs one kernel and one rootfs partition")
     total = (first or 0) + sum(p.size for p in layout.partitions)
     if total > layout.disk_size:
         raise PycamError(f"{path}: partitions need {total} bytes but disk-size is {layout.disk_size}")

@@ -51,7 +51,8 @@ def check_target(device: Path, image_size: int, force: bool) -> None:
         )
     mounted = mounted_partitions(device)
     if mounted:
-        raise PycamError(f"{device} has mounted partitions ({', '.join(mounted)})", f"unmount them: umount {' '.join(mounted)}")
+        raise PycamError(f"{device} has mounted partitions ({', '.join(mounted)})",
+                         f"unmount them: umount {' '.join(mounted)}")
     size = int((sys / "size").read_text()) * 512 if (sys / "size").exists() else 0
     if size and size < image_size:
         raise PycamError(f"{device} holds {size} bytes but the image needs {image_size}", "use a bigger card")

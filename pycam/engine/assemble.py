@@ -6,9 +6,7 @@ configuration, units, trimming), so an app-only change reruns this stage alone.
 
 from __future__ import annotations
 
-import compileall
 import json
-import py_compile
 import shutil
 import tarfile
 from dataclasses import dataclass
@@ -33,15 +31,16 @@ OVERLAY = ROOT / "rootfs" / "overlay"
 UNITS = ROOT / "rootfs" / "units.yml"
 APP_UNIT = ROOT / "app" / "systemd" / "pycam-app.service"
 RECIPE = 4
-# zstd at level 19 with 256 KiB blocks: measured in bench/ against xz and lower levels
-SQUASHFS_OPTS = ["-comp", "zstd", "-Xcompression-level", "19", "-b", "256K"]
+# xz with 1 MiB blocks: the smallest root of the settings measured (bench/results/squashfs.json)
+SQUASHFS_OPTS = ["-comp", "xz", "-b", "1M"]
 
 
 @dataclass(frozen=True)
 class RootInputs:
     base: Path
     kernel: Path
-    wheels: list[Path]
+    site: Path  # pinned wheels, installed (wheels.install_site_packages)
+    wheels: list[Path]  # installed here: the app
     keyring: Path
     release: bool
     version: str
@@ -75,6 +74,7 @@ def stage_key(product: Product, pkgs: PackageSet, inputs: RootInputs) -> dict[st
         "recipe": RECIPE,
         "base": inputs.base.name,
         "kernel": inputs.kernel.name,
+        "site": inputs.site.name,
         "wheels": {w.name: file_sha256(w) for w in inputs.wheels},
         "overlay": tree_sha256(OVERLAY),
         "units": UNITS.read_text(),
@@ -114,10 +114,12 @@ def _populate(root: Path, product: Product, pkgs: PackageSet, inputs: RootInputs
     shutil.copytree(inputs.kernel / "modules" / "lib" / "modules", root / "usr" / "lib" / "modules",
                     symlinks=True, dirs_exist_ok=True)
 
-    log.info("[rootfs] Python wheels: %s", ", ".join(w.name for w in inputs.wheels))
+    log.info("[rootfs] Python packages: pinned wheels, %s", ", ".join(w.name for w in inputs.wheels))
+    with tarfile.open(inputs.site / "site.tar") as tar:
+        tar.extractall(root, filter="fully_trusted")
     for wheel in inputs.wheels:
         wheels.install_wheel(wheel, root)
-    wheels.strip_shared_objects(root / "usr" / "local" / "lib")
+    wheels.compile_tree(root, root / "usr" / "local" / "lib" / f"python{wheels.TARGET_PYTHON}")
 
     log.info("[rootfs] overlay, generated configuration, units")
     shutil.copytree(OVERLAY, root, symlinks=True, dirs_exist_ok=True)
@@ -138,7 +140,6 @@ def _populate(root: Path, product: Product, pkgs: PackageSet, inputs: RootInputs
     _login(root, release=inputs.release)
     _trim(root, pkgs.trim)
     _read_only_root(root)
-    _compile_python(root)
 
 
 def _units(root: Path) -> None:
@@ -182,17 +183,3 @@ def _trim(root: Path, patterns: tuple[str, ...]) -> None:
                 entry.unlink()
             removed += 1
     log.info("[rootfs] trimmed %d paths", removed)
-
-
-def _compile_python(root: Path) -> None:
-    """Bytecode that never goes stale: the root is read-only, so Python could not rewrite it."""
-    if not wheels.target_python_matches():
-        log.warning("[rootfs] host Python is not %s: leaving bytecode to the target", wheels.TARGET_PYTHON)
-        return
-    for pyc in root.glob("usr/lib/python3*/**/__pycache__/*.pyc"):
-        pyc.unlink()
-    for tree in (root / "usr/lib/python3.11", root / "usr/lib/python3/dist-packages",
-                 root / "usr/local/lib/python3.11/dist-packages"):
-        if tree.is_dir():
-            compileall.compile_dir(tree, quiet=2, workers=0, ddir="/" + str(tree.relative_to(root)),
-                                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)

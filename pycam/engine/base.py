@@ -7,6 +7,7 @@ unpacks the kernel and busybox natively on the host for the kernel stage to pick
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from pycam.engine.cache import Cache
@@ -15,7 +16,7 @@ from pycam.engine.run import run
 
 HOOKS = Path("/usr/share/mmdebstrap/hooks")
 # bump when the commands below change in a way the package set does not show
-RECIPE = 3
+RECIPE = 4
 EXTRACT_RECIPE = 2
 
 
@@ -41,6 +42,9 @@ def build_base(cache: Cache, pkgs: PackageSet, epoch: int, refresh: bool = False
             # the camera service's account: video group for /dev/video*, home on /data
             "--customize-hook=chroot \"$1\" useradd --system --home-dir /data/app --no-create-home"
             " --shell /usr/sbin/nologin --groups video pycam",
+            # Debian's bytecode is timestamp-checked; on a read-only root stale .pyc would be
+            # recompiled in memory at every start: replace it with never-checked bytecode, natively
+            f"--customize-hook={sys.executable} -m pycam.engine.pycompile \"$1\"",
             *_mirror_args(pkgs)[:1],
             str(out / "root.tar"),
             *_mirror_args(pkgs)[1:],

@@ -128,12 +128,14 @@ def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out
         kernel_entry = kernel.build_kernel(cache, extract_entry, product, when)
     with stage("wheels", opts.timings):
         wheel_entry = wheels.download_wheels(cache, pkgs)
+        site_entry = wheels.install_site_packages(cache, wheel_entry)
         app_entry = wheels.build_app_wheel(cache)
     with stage("rootfs", opts.timings):
         inputs = assemble.RootInputs(
             base=base_entry,
             kernel=kernel_entry,
-            wheels=wheels.wheel_files(wheel_entry) + wheels.wheel_files(app_entry),
+            site=site_entry,
+            wheels=wheels.wheel_files(app_entry),
             keyring=keys.keyring,
             release=opts.release,
             version=version,
@@ -154,7 +156,7 @@ def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out
             make_bundle(product, keys, rootfs=rootfs, kernel_vfat=kernel_vfat, version=version,
                         build=build_id, out=out.bundle, work=work)
 
-    cache.prune({base_entry, extract_entry, kernel_entry, wheel_entry, app_entry, rootfs_entry,
+    cache.prune({base_entry, extract_entry, kernel_entry, wheel_entry, site_entry, app_entry, rootfs_entry,
                  kernel_vfat.parent})
     opts.timings["total"] = round(time.monotonic() - started, 1)
     info = {"rootfs": _describe(rootfs), "kernel.vfat": _describe(kernel_vfat)}

@@ -56,7 +56,8 @@ def require_binfmt(arch: str) -> None:
     status = Path("/proc/sys/fs/binfmt_misc/status")
     handler = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
     if not status.exists():
-        raise PycamError("binfmt_misc is not mounted, so arm64 programs cannot run in the build chroot", f"run: {SETUP}")
+        raise PycamError("binfmt_misc is not mounted, so arm64 programs cannot run in the build chroot",
+                         f"run: {SETUP}")
     if not handler.exists() or not handler.read_text().startswith("enabled"):
         raise PycamError("no enabled qemu-aarch64 binfmt handler: arm64 chroots cannot run", f"run: {SETUP}")
 

@@ -58,7 +58,8 @@ def module_closure(moddir: Path, wanted: list[str]) -> list[str]:
         for line in softdep.read_text().splitlines():
             fields = line.split()
             if len(fields) >= 3 and fields[0] == "softdep":
-                soft = [aliases.get(f.replace("-", "_"), f.replace("-", "_")) for f in fields[2:] if not f.endswith(":")]
+                names = [f.replace("-", "_") for f in fields[2:] if not f.endswith(":")]
+                soft = [aliases.get(n, n) for n in names]
                 deps.setdefault(fields[1].replace("-", "_"), []).extend(m for m in soft if m in paths)
     builtin = set()
     if (moddir / "modules.builtin").exists():

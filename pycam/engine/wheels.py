@@ -6,7 +6,11 @@ Installed with pypa's `installer` into the root's /usr/local for the target's Py
 
 from __future__ import annotations
 
+import compileall
+import py_compile
+import shutil
 import sys
+import tarfile
 from pathlib import Path
 
 from installer import install
@@ -18,6 +22,7 @@ from pycam.engine.cache import Cache, digest, file_sha256
 from pycam.engine.packages import PackageSet
 from pycam.engine.run import run
 from pycam.errors import PycamError
+from pycam.log import log
 
 TARGET_PYTHON = "3.11"
 PLATFORMS = ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
@@ -40,6 +45,41 @@ def download_wheels(cache: Cache, pkgs: PackageSet) -> Path:
 
     key = {"wheels": [(w.requirement, w.sha256) for w in pkgs.wheels], "platforms": PLATFORMS}
     return cache.get("wheels", key, produce)
+
+
+def install_site_packages(cache: Cache, wheel_entry: Path) -> Path:
+    """Entry with site.tar: the pinned wheels installed under /usr/local, stripped and byte-compiled.
+
+    Cached apart from the root so an app change neither unpacks 96 MB of PyAV nor strips it again.
+    """
+
+    def produce(out: Path) -> None:
+        staging = out / "root"
+        for wheel in wheel_files(wheel_entry):
+            install_wheel(wheel, staging)
+        strip_shared_objects(staging / "usr" / "local" / "lib")
+        compile_tree(staging, staging / "usr" / "local" / "lib" / f"python{TARGET_PYTHON}")
+        with tarfile.open(out / "site.tar", "w") as tar:
+            tar.add(staging / "usr", arcname="usr", filter=_root_owned)
+        shutil.rmtree(staging)
+
+    return cache.get("sitepackages", {"wheels": wheel_entry.name, "python": TARGET_PYTHON}, produce)
+
+
+def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
+def compile_tree(root: Path, tree: Path) -> None:
+    """Bytecode that never goes stale: the root is read-only, so Python could not rewrite it."""
+    if not target_python_matches():
+        log.warning("host Python is not %s: leaving bytecode to the target", TARGET_PYTHON)
+        return
+    if tree.is_dir():
+        compileall.compile_dir(tree, quiet=2, workers=0, ddir="/" + str(tree.relative_to(root)),
+                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
 
 
 def app_source_digest(app_dir: Path = APP_DIR) -> str:
