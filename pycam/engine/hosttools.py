@@ -49,12 +49,15 @@ def require_tools(tools: dict[str, str] = TOOLS) -> None:
         raise PycamError("missing host tools: " + ", ".join(missing), f"run: {SETUP}")
 
 
-def require_binfmt(arch: str) -> None:
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+
+
+def require_binfmt(arch: str, binfmt: Path = BINFMT) -> None:
     """mmdebstrap runs the foreign root's maintainer scripts through qemu-user."""
     if arch != "arm64":
         raise PycamError(f"architecture {arch!r} is not supported by the default engine (arm64 only)")
-    status = Path("/proc/sys/fs/binfmt_misc/status")
-    handler = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+    status = binfmt / "status"
+    handler = binfmt / "qemu-aarch64"
     if not status.exists():
         raise PycamError("binfmt_misc is not mounted, so arm64 programs cannot run in the build chroot",
                          f"run: {SETUP}")

@@ -9,7 +9,7 @@ from pycam.generate.bootenv import env_copy, fw_env_config, initial_vars, parse_
 from tests.unit.conftest import need
 
 
-def test_copy_roundtrip(product) -> None:  # noqa: ANN001
+def test_copy_roundtrip(product) -> None:
     blob = env_copy(initial_vars(product), 0x4000, flag=7)
     assert len(blob) == 0x4000
     ok, flag, variables = parse_env_copy(blob)
@@ -17,14 +17,14 @@ def test_copy_roundtrip(product) -> None:  # noqa: ANN001
     assert variables == {"BOOT_ORDER": "A B", "BOOT_A_LEFT": "3", "BOOT_B_LEFT": "3"}
 
 
-def test_corruption_is_detected(product) -> None:  # noqa: ANN001
+def test_corruption_is_detected(product) -> None:
     blob = bytearray(env_copy(initial_vars(product), 0x4000, flag=1))
     blob[20] ^= 0xFF
     ok, _, _ = parse_env_copy(bytes(blob))
     assert not ok
 
 
-def _disk_with_env(product, path: Path) -> Path:  # noqa: ANN001
+def _disk_with_env(product, path: Path) -> Path:
     env = product.layout.bootenv
     with path.open("wb") as f:
         f.truncate(env.redundant_offset + env.size + 4096)
@@ -37,7 +37,7 @@ def _disk_with_env(product, path: Path) -> Path:  # noqa: ANN001
     return cfg
 
 
-def test_libubootenv_reads_and_writes_our_copies(product, tmp_path: Path) -> None:  # noqa: ANN001
+def test_libubootenv_reads_and_writes_our_copies(product, tmp_path: Path) -> None:
     need("fw_printenv", "fw_setenv")
     disk = tmp_path / "disk.img"
     cfg = _disk_with_env(product, disk)
@@ -56,7 +56,7 @@ def test_libubootenv_reads_and_writes_our_copies(product, tmp_path: Path) -> Non
     assert out.stdout.strip() == "BOOT_ORDER=B A"
 
 
-def test_libubootenv_falls_back_to_the_valid_copy(product, tmp_path: Path) -> None:  # noqa: ANN001
+def test_libubootenv_falls_back_to_the_valid_copy(product, tmp_path: Path) -> None:
     need("fw_printenv")
     disk = tmp_path / "disk.img"
     cfg = _disk_with_env(product, disk)
@@ -68,7 +68,8 @@ def test_libubootenv_falls_back_to_the_valid_copy(product, tmp_path: Path) -> No
     assert out.stdout.strip() == "BOOT_A_LEFT=3"
 
 
-def test_fw_env_config_matches_layout(product) -> None:  # noqa: ANN001
+def test_fw_env_config_matches_layout(product) -> None:
     lines = [line.split() for line in fw_env_config(product).splitlines() if not line.startswith("#")]
     env = product.layout.bootenv
-    assert lines == [["/dev/vda", hex(env.offset), hex(env.size)], ["/dev/vda", hex(env.redundant_offset), hex(env.size)]]
+    assert lines == [["/dev/vda", hex(env.offset), hex(env.size)],
+                     ["/dev/vda", hex(env.redundant_offset), hex(env.size)]]

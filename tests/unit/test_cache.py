@@ -8,7 +8,7 @@ import pytest
 from pycam.engine.cache import Cache
 
 
-def _producer(calls: list[int]):  # noqa: ANN202
+def _producer(calls: list[int]):
     def produce(out: Path) -> None:
         calls.append(1)
         (out / "payload").write_text("data")

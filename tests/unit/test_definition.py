@@ -18,7 +18,7 @@ def test_sizes() -> None:
         parse_size("16MB", "x")
 
 
-def test_layout_numbers_and_slots(product) -> None:  # noqa: ANN001
+def test_layout_numbers_and_slots(product) -> None:
     layout = product.layout
     assert [p.number for p in layout.partitions] == list(range(1, len(layout.partitions) + 1))
     assert layout.slots == ["A", "B"]

@@ -17,7 +17,7 @@ from pycam.generate.systemd import watchdog_conf
 from tests.unit.conftest import need
 
 
-def test_boot_script_is_complete_and_compiles(product, tmp_path: Path) -> None:  # noqa: ANN001
+def test_boot_script_is_complete_and_compiles(product, tmp_path: Path) -> None:
     text = boot_script(product)
     assert not re.search(r"@[A-Z0-9_]+@", text), "unfilled placeholder"
     layout, board = product.layout, product.board
@@ -34,7 +34,7 @@ def test_boot_script_is_complete_and_compiles(product, tmp_path: Path) -> None: 
     assert "Script" in info
 
 
-def test_system_conf_slots_follow_the_layout(product) -> None:  # noqa: ANN001
+def test_system_conf_slots_follow_the_layout(product) -> None:
     conf = configparser.ConfigParser()
     conf.read_string(system_conf(product))
     assert conf["system"]["compatible"] == product.compatible
@@ -50,7 +50,7 @@ def test_system_conf_slots_follow_the_layout(product) -> None:  # noqa: ANN001
         assert kernel["device"] == board.linux_device(layout.slot_part(slot, "kernel"))
 
 
-def test_fstab_mounts(product) -> None:  # noqa: ANN001
+def test_fstab_mounts(product) -> None:
     rows = [line.split() for line in fstab(product).splitlines() if line and not line.startswith("#")]
     mounts = {row[1]: row for row in rows}
     assert mounts["/factory"][3].startswith("ro")
@@ -59,13 +59,13 @@ def test_fstab_mounts(product) -> None:  # noqa: ANN001
         assert mounts[target][0] == source and "bind" in mounts[target][3]
 
 
-def test_watchdog_conf(product) -> None:  # noqa: ANN001
+def test_watchdog_conf(product) -> None:
     conf = configparser.ConfigParser()
     conf.read_string(watchdog_conf(product.board))
     assert conf["Manager"]["RuntimeWatchdogSec"] == f"{product.board.watchdog_runtime_sec}s"
 
 
-def test_bundle_manifest(product) -> None:  # noqa: ANN001
+def test_bundle_manifest(product) -> None:
     conf = configparser.ConfigParser()
     conf.read_string(bundle_manifest(product, "1.2.3", "b", {"rootfs": "r.sq", "kernel": "k.vfat"}))
     assert conf["update"]["compatible"] == product.compatible
@@ -73,7 +73,7 @@ def test_bundle_manifest(product) -> None:  # noqa: ANN001
     assert conf["image.rootfs"]["filename"] == "r.sq"
 
 
-def test_genimage_disk_matches_the_layout(product, tmp_path: Path) -> None:  # noqa: ANN001
+def test_genimage_disk_matches_the_layout(product, tmp_path: Path) -> None:
     """Run genimage on the generated config and read the GPT back: names, offsets, sizes, env area."""
     need("genimage", "sfdisk", "mkfs.vfat", "mcopy", "mkfs.ext4", "mkimage")
     inputs, out, tmp, empty = (tmp_path / d for d in ("in", "out", "tmp", "empty"))
