@@ -7,6 +7,7 @@ Installed with pypa's `installer` into the root's /usr/local for the target's Py
 from __future__ import annotations
 
 import compileall
+import os
 import py_compile
 import shutil
 import sys
@@ -26,7 +27,7 @@ from pycam.log import log
 
 TARGET_PYTHON = "3.11"
 PLATFORMS = ("manylinux_2_28_aarch64", "manylinux2014_aarch64")
-APP_DIR = ROOT / "app"
+APP_DIR = ROOT / "app"  # PYCAM_APP_DIR builds another app tree into the image
 _APP_IGNORE = {"__pycache__", ".pytest_cache", ".ruff_cache", "build", "dist", ".mypy_cache"}
 
 
@@ -91,7 +92,8 @@ def app_source_digest(app_dir: Path = APP_DIR) -> str:
     return digest({str(p.relative_to(app_dir)): file_sha256(p) for p in files})
 
 
-def build_app_wheel(cache: Cache, app_dir: Path = APP_DIR) -> Path:
+def build_app_wheel(cache: Cache, app_dir: Path | None = None) -> Path:
+    app_dir = app_dir or Path(os.environ.get("PYCAM_APP_DIR", APP_DIR))
     if not (app_dir / "pyproject.toml").exists():
         raise PycamError(f"no camera app at {app_dir} (app/pyproject.toml is missing)")
 
