@@ -64,3 +64,24 @@ def test_flash_refuses_non_device(capsys: pytest.CaptureFixture[str], tmp_path: 
     (tmp_path / "x.img.bmap").write_text("<bmap/>")
     assert main(["flash", str(image), str(tmp_path)]) == 1
     assert "not a block device" in capsys.readouterr().err
+
+
+def test_qemu_command_boots_the_working_copy_with_the_board_devices(product, tmp_path: Path,  # noqa: ANN001
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from pycam import qemu
+
+    monkeypatch.setenv("PYCAM_BUILD_DIR", str(tmp_path))
+    with pytest.raises(PycamError, match="pycam build"):
+        qemu.working_copy(product)
+    image = tmp_path / "qemuarm64" / "pycam-qemuarm64.img"
+    image.parent.mkdir()
+    image.write_bytes(b"disk")
+    copy = qemu.working_copy(product)
+    copy.write_bytes(b"written by the device")
+    assert qemu.working_copy(product).read_bytes() == b"written by the device"  # persists across runs
+    assert qemu.working_copy(product, fresh=True).read_bytes() == b"disk"
+    if Path(product.board.uboot_binary).exists():
+        cmd = qemu.command(product, copy)
+        assert cmd[cmd.index("-bios") + 1] == product.board.uboot_binary
+        assert f"if=virtio,format=raw,file={copy}" in cmd
+        assert "i6300esb" in cmd  # the board's watchdog
