@@ -14,6 +14,7 @@ Hand-written recipes pick the files up by MACHINE override (files/<machine>/...)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,11 +92,29 @@ def board_inc(product: Product) -> str:
     return "".join(lines)
 
 
+# mksquashfs -comp <compressor> -> oe-core's image type that passes it
+SQUASHFS_TYPES = {"gzip": "squashfs", "xz": "squashfs-xz", "zstd": "squashfs-zst", "lzo": "squashfs-lzo",
+                  "lz4": "squashfs-lz4"}
+
+
+def squashfs_settings(opts: list[str]) -> tuple[str, str]:
+    """The default engine's mksquashfs options -> (oe-core image type, EXTRA_IMAGECMD for it)."""
+    rest = list(opts)
+    compressor = "gzip"
+    if "-comp" in rest:
+        at = rest.index("-comp")
+        compressor = rest[at + 1]
+        del rest[at:at + 2]
+    if compressor not in SQUASHFS_TYPES:
+        raise ValueError(f"no oe-core squashfs image type for compressor {compressor!r}")
+    return SQUASHFS_TYPES[compressor], " ".join(rest)
+
+
 def product_inc(root: Path) -> str:
     ota_path = root / "ota" / "ota.yml"
     ota = yaml.safe_load(ota_path.read_text())
     units = yaml.safe_load((root / "rootfs" / "units.yml").read_text())
-    squashfs = [opt for opt in SQUASHFS_OPTS if opt not in ("-comp", "zstd")]
+    fstype, squashfs_opts = squashfs_settings(SQUASHFS_OPTS)
     lines = [
         HEADER,
         "# ota/ota.yml, rootfs/units.yml and the default engine's squashfs options (every board)\n",
@@ -104,17 +123,25 @@ def product_inc(root: Path) -> str:
         _var("PYCAM_BUNDLE_FORMAT", str(ota.get("bundle", {}).get("format", "verity"))),
         _var("PYCAM_UNITS_ENABLE", " ".join(units.get("enable", []))),
         _var("PYCAM_UNITS_MASK", " ".join(units.get("mask", []))),
-        _var("PYCAM_ROOTFS_FSTYPE", "squashfs-zst"),
-        _var("PYCAM_SQUASHFS_OPTS", " ".join(squashfs)),
+        "# the rootfs slot image: the default engine's compressor and block size\n",
+        _var("PYCAM_ROOTFS_FSTYPE", fstype),
+        _var(f"EXTRA_IMAGECMD:{fstype}", squashfs_opts),
     ]
     return "".join(lines)
 
 
+def _root_inputs(version: str) -> RootInputs:
+    """RootInputs for generated_files(), which reads only the version from them: the build
+    inputs (base, kernel, wheels, ...) do not exist here and are left empty."""
+    empty: dict[str, object] = {"Path": Path(), "list[Path]": [], "bool": False, "str": ""}
+    values = {f.name: empty.get(str(f.type)) for f in dataclasses.fields(RootInputs)}
+    values["version"] = version
+    return RootInputs(**values)  # type: ignore[arg-type]
+
+
 def machine_files(product: Product) -> dict[str, str]:
     """Generated file key (MACHINE_FILES) -> text, for one board."""
-    inputs = RootInputs(base=Path(), kernel=Path(), wheels=[], keyring=Path(), release=False,
-                        version=product.ota.version)
-    root_files = generated_files(product, inputs)
+    root_files = generated_files(product, _root_inputs(product.ota.version))
     env_text = "".join(f"{k}={v}\n" for k, v in initial_vars(product).items())
     return {
         "boot.cmd": boot_script(product),

@@ -11,7 +11,7 @@ import yaml
 from pycam import ROOT
 from pycam.definition import load_product
 from pycam.generate.bootenv import env_copy, initial_vars
-from pycam.yocto import MACHINE_FILES, check, expected, main, sync
+from pycam.yocto import MACHINE_FILES, check, expected, main, squashfs_settings, sync
 
 from .conftest import BOARDS, LAYER
 
@@ -128,3 +128,12 @@ def test_app_recipe_version_is_the_app_version() -> None:
     version = tomllib.loads((ROOT / "app" / "pyproject.toml").read_text())["project"]["version"]
     recipes = sorted((LAYER / "recipes-pycam" / "pycam-app").glob("pycam-app_*.bb"))
     assert [r.name for r in recipes] == [f"pycam-app_{version}.bb"]
+
+
+@pytest.mark.parametrize(("opts", "fstype", "extra"), [
+    (["-comp", "xz", "-b", "1M"], "squashfs-xz", "-b 1M"),
+    (["-comp", "zstd", "-Xcompression-level", "19", "-b", "256K"], "squashfs-zst", "-Xcompression-level 19 -b 256K"),
+    (["-b", "128K"], "squashfs", "-b 128K"),
+])
+def test_squashfs_settings_follow_the_default_engine(opts: list[str], fstype: str, extra: str) -> None:
+    assert squashfs_settings(opts) == (fstype, extra)

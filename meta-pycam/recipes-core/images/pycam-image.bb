@@ -42,10 +42,9 @@ PYCAM_RELEASE ??= "0"
 IMAGE_FEATURES += "${@'' if d.getVar('PYCAM_RELEASE') == '1' else 'allow-empty-password empty-root-password allow-root-login'}"
 IMAGE_LINGUAS = ""
 
-# --- the root: squashfs, the default engine's compression ---------------------------------
+# --- the root: squashfs with the default engine's compressor and options ------------------
+# (PYCAM_ROOTFS_FSTYPE and its EXTRA_IMAGECMD come from pycam-product.inc)
 IMAGE_FSTYPES = "${PYCAM_ROOTFS_FSTYPE} wic wic.bmap wic.zst"
-# nooelint: oelint.vars.specific - an image type override (image.bbclass sets it per type)
-EXTRA_IMAGECMD:squashfs-zst = "${PYCAM_SQUASHFS_OPTS}"
 
 # --- the disk: pycam-<machine>.wks.in (WKS_FILE, generated from partitions/) --------------
 # rawcopy of this image's squashfs into rootfs_a/rootfs_b, the kernel slot image into
