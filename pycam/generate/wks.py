@@ -23,7 +23,9 @@ GPT_TYPE_GUID = {
 # files in DEPLOY_DIR_IMAGE, produced by meta-pycam's recipes
 ENV_FILES = ("pycam-uboot-env-1.bin", "pycam-uboot-env-2.bin")  # pycam-bootenv
 KERNEL_FILE = "pycam-kernel.vfat"  # pycam-kernel-image: Image + initrd.img
-ROOTFS_FILE = "${IMAGE_LINK_NAME}.${PYCAM_ROOTFS_FSTYPE}"  # the image's own squashfs
+# the image's own squashfs: not deployed yet when wic runs (do_image_complete comes later), so the
+# absolute path into IMGDEPLOYDIR (rawcopy joins DEPLOY_DIR_IMAGE with the file, an absolute path wins)
+ROOTFS_FILE = "${IMGDEPLOYDIR}/${IMAGE_LINK_NAME}.${PYCAM_ROOTFS_FSTYPE}"
 
 
 def wic_size(value: int) -> str:
