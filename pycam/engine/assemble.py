@@ -1,7 +1,10 @@
-"""Stage `rootfs`: the Debian base made into the pycam root, then packed as squashfs.
+"""Stage `rootfs`: the Debian base made into the pycam root, packed as squashfs in two layers.
 
-Everything product-specific happens here (kernel modules, wheels, the app, generated
-configuration, units, trimming), so an app-only change reruns this stage alone.
+The system layer (kernel modules, PyAV, overlay, generated configuration, units, trimming)
+is cached and does not depend on the app's code. The app goes under /opt/pycam, a
+top-level directory the system layer does not have, and is appended to a copy of the
+system squashfs with mksquashfs's append mode: an app-only change compresses kilobytes,
+not the whole root.
 """
 
 from __future__ import annotations
@@ -35,12 +38,16 @@ RECIPE = 4
 SQUASHFS_OPTS = ["-comp", "xz", "-b", "1M"]
 
 
+APP_PREFIX = "/opt/pycam"
+BUILD_ID = "/etc/pycam/build-id"  # a link into the app layer: the build id names the app too
+
+
 @dataclass(frozen=True)
 class RootInputs:
     base: Path
     kernel: Path
     site: Path  # pinned wheels, installed (wheels.install_site_packages)
-    wheels: list[Path]  # installed here: the app
+    app: Path  # the camera app's wheel, installed under APP_PREFIX
     keyring: Path
     release: bool
     version: str
@@ -69,13 +76,14 @@ def generated_files(product: Product, inputs: RootInputs) -> dict[str, str]:
     }
 
 
-def stage_key(product: Product, pkgs: PackageSet, inputs: RootInputs) -> dict[str, Any]:
+def system_key(product: Product, pkgs: PackageSet, inputs: RootInputs) -> dict[str, Any]:
+    """Everything the system layer depends on: not the app's code, only its unit and commands."""
     return {
         "recipe": RECIPE,
         "base": inputs.base.name,
         "kernel": inputs.kernel.name,
         "site": inputs.site.name,
-        "wheels": {w.name: file_sha256(w) for w in inputs.wheels},
+        "app-commands": wheels.console_scripts(inputs.app),
         "overlay": tree_sha256(OVERLAY),
         "units": UNITS.read_text(),
         "app-unit": file_sha256(APP_UNIT) if APP_UNIT.exists() else None,
@@ -87,25 +95,48 @@ def stage_key(product: Product, pkgs: PackageSet, inputs: RootInputs) -> dict[st
     }
 
 
-def build_rootfs(cache: Cache, product: Product, pkgs: PackageSet, inputs: RootInputs, epoch: int) -> Path:
-    """Entry with rootfs.squashfs and build-id; the build id names exactly these inputs."""
-    key = stage_key(product, pkgs, inputs)
-    build_id = f"{inputs.version}+{digest(key)[:12]}"
+def build_system(cache: Cache, product: Product, pkgs: PackageSet, inputs: RootInputs, epoch: int) -> Path:
+    """Entry with system.squashfs: the whole root but /opt/pycam."""
 
     def produce(out: Path) -> None:
         root = out / "root"
         root.mkdir()
-        _populate(root, product, pkgs, inputs, build_id)
-        run(["mksquashfs", root, out / "rootfs.squashfs", "-noappend", "-quiet", "-no-progress",
-             *SQUASHFS_OPTS, "-mkfs-time", str(epoch), "-all-time", str(epoch)],
-            what="mksquashfs (root)", check_space=out)
-        (out / "build-id").write_text(build_id + "\n")
+        _populate(root, product, pkgs, inputs)
+        _squash(root, out / "system.squashfs", epoch, append=False)
         shutil.rmtree(root)
 
+    return cache.get(f"system-{product.board.name}", system_key(product, pkgs, inputs), produce)
+
+
+def build_rootfs(cache: Cache, product: Product, pkgs: PackageSet, inputs: RootInputs, epoch: int) -> Path:
+    """Entry with rootfs.squashfs and build-id; the build id names exactly these inputs."""
+    system = build_system(cache, product, pkgs, inputs, epoch)
+    key = {"system": system.name, "app": file_sha256(inputs.app), "prefix": APP_PREFIX}
+    build_id = f"{inputs.version}+{digest(key)[:12]}"
+
+    def produce(out: Path) -> None:
+        layer = out / "layer"
+        prefix = layer / APP_PREFIX.lstrip("/")
+        wheels.install_wheel(inputs.app, layer, prefix=APP_PREFIX)
+        wheels.compile_tree(layer, prefix / "lib")
+        (prefix / "build-id").write_text(build_id + "\n")
+        shutil.copy2(system / "system.squashfs", out / "rootfs.squashfs")
+        _squash(layer, out / "rootfs.squashfs", epoch, append=True)
+        (out / "build-id").write_text(build_id + "\n")
+        shutil.rmtree(layer)
+
+    log.info("[rootfs] app layer %s on %s", APP_PREFIX, system.name)
     return cache.get(f"rootfs-{product.board.name}", key, produce)
 
 
-def _populate(root: Path, product: Product, pkgs: PackageSet, inputs: RootInputs, build_id: str) -> None:
+def _squash(tree: Path, image: Path, epoch: int, *, append: bool) -> None:
+    opts = [] if append else ["-noappend", *SQUASHFS_OPTS]
+    run(["mksquashfs", tree, image, *opts, "-quiet", "-no-progress", "-mkfs-time", str(epoch),
+         "-all-time", str(epoch)], what=f"mksquashfs ({'app layer' if append else 'system layer'})",
+        check_space=image.parent)
+
+
+def _populate(root: Path, product: Product, pkgs: PackageSet, inputs: RootInputs) -> None:
     log.info("[rootfs] unpacking the Debian base")
     with tarfile.open(inputs.base / "root.tar") as tar:
         tar.extractall(root, filter="fully_trusted")  # our own mmdebstrap output: devices and owners matter
@@ -114,12 +145,10 @@ def _populate(root: Path, product: Product, pkgs: PackageSet, inputs: RootInputs
     shutil.copytree(inputs.kernel / "modules" / "lib" / "modules", root / "usr" / "lib" / "modules",
                     symlinks=True, dirs_exist_ok=True)
 
-    log.info("[rootfs] Python packages: pinned wheels, %s", ", ".join(w.name for w in inputs.wheels))
+    log.info("[rootfs] Python packages (pinned wheels)")
     with tarfile.open(inputs.site / "site.tar") as tar:
         tar.extractall(root, filter="fully_trusted")
-    for wheel in inputs.wheels:
-        wheels.install_wheel(wheel, root)
-    wheels.compile_tree(root, root / "usr" / "local" / "lib" / f"python{wheels.TARGET_PYTHON}")
+    _app_hooks(root, wheels.console_scripts(inputs.app))
 
     log.info("[rootfs] overlay, generated configuration, units")
     shutil.copytree(OVERLAY, root, symlinks=True, dirs_exist_ok=True)
@@ -127,7 +156,6 @@ def _populate(root: Path, product: Product, pkgs: PackageSet, inputs: RootInputs
         target = root / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
-    (root / "etc" / "pycam" / "build-id").write_text(build_id + "\n")
     keyring = root / KEYRING_PATH.lstrip("/")
     shutil.copy2(inputs.keyring, keyring)
     keyring.chmod(0o644)
@@ -140,6 +168,23 @@ def _populate(root: Path, product: Product, pkgs: PackageSet, inputs: RootInputs
     _login(root, release=inputs.release)
     _trim(root, pkgs.trim)
     _read_only_root(root)
+
+
+def _app_hooks(root: Path, commands: list[str]) -> None:
+    """Where the system finds the app layer: its site-packages, its commands, the build id."""
+    site = root / "usr" / "local" / "lib" / f"python{wheels.TARGET_PYTHON}" / "dist-packages"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "pycam-app.pth").write_text(wheels.site_packages(APP_PREFIX) + "\n")
+    bindir = root / "usr" / "local" / "bin"
+    bindir.mkdir(parents=True, exist_ok=True)
+    for command in commands:
+        (bindir / command).symlink_to(f"{APP_PREFIX}/bin/{command}")
+    build_id = root / BUILD_ID.lstrip("/")
+    build_id.parent.mkdir(parents=True, exist_ok=True)
+    build_id.symlink_to(f"{APP_PREFIX}/build-id")
+    opt = root / "opt"
+    if opt.exists():
+        opt.rmdir()  # the app layer brings /opt; appending would rename a clash to opt_1
 
 
 def _units(root: Path) -> None:

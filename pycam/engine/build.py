@@ -135,11 +135,12 @@ def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out
             base=base_entry,
             kernel=kernel_entry,
             site=site_entry,
-            wheels=wheels.wheel_files(app_entry),
+            app=wheels.wheel_files(app_entry)[0],
             keyring=keys.keyring,
             release=opts.release,
             version=version,
         )
+        system_entry = assemble.build_system(cache, product, pkgs, inputs, when)
         rootfs_entry = assemble.build_rootfs(cache, product, pkgs, inputs, when)
         rootfs = rootfs_entry / "rootfs.squashfs"
         build_id = (rootfs_entry / "build-id").read_text().strip()
@@ -156,7 +157,8 @@ def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out
             make_bundle(product, keys, rootfs=rootfs, kernel_vfat=kernel_vfat, version=version,
                         build=build_id, out=out.bundle, work=work)
 
-    cache.prune({base_entry, extract_entry, kernel_entry, wheel_entry, site_entry, app_entry, rootfs_entry,
+    cache.prune({base_entry, extract_entry, kernel_entry, wheel_entry, site_entry, app_entry, system_entry,
+                 rootfs_entry,
                  kernel_vfat.parent})
     opts.timings["total"] = round(time.monotonic() - started, 1)
     info = {"rootfs": _describe(rootfs), "kernel.vfat": _describe(kernel_vfat)}

@@ -7,11 +7,13 @@ Installed with pypa's `installer` into the root's /usr/local for the target's Py
 from __future__ import annotations
 
 import compileall
+import configparser
 import os
 import py_compile
 import shutil
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 from installer import install
@@ -104,9 +106,25 @@ def build_app_wheel(cache: Cache, app_dir: Path | None = None) -> Path:
     return cache.get("appwheel", {"source": app_source_digest(app_dir)}, produce)
 
 
-def install_wheel(wheel: Path, root: Path) -> None:
-    prefix = "/usr/local"
-    site = f"{prefix}/lib/python{TARGET_PYTHON}/dist-packages"
+def site_packages(prefix: str) -> str:
+    # Debian's Python reads /usr/local/lib/pythonX.Y/dist-packages; other prefixes use site-packages
+    name = "dist-packages" if prefix == "/usr/local" else "site-packages"
+    return f"{prefix}/lib/python{TARGET_PYTHON}/{name}"
+
+
+def console_scripts(wheel: Path) -> list[str]:
+    """The commands a wheel declares (entry_points.txt, [console_scripts])."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        if not names:
+            return []
+        parser = configparser.ConfigParser(delimiters=("=",))
+        parser.read_string(zf.read(names[0]).decode())
+    return sorted(parser["console_scripts"]) if parser.has_section("console_scripts") else []
+
+
+def install_wheel(wheel: Path, root: Path, prefix: str = "/usr/local") -> None:
+    site = site_packages(prefix)
     scheme = {
         "purelib": str(root) + site,
         "platlib": str(root) + site,

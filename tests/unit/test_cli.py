@@ -66,7 +66,7 @@ def test_flash_refuses_non_device(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert "not a block device" in capsys.readouterr().err
 
 
-def test_qemu_command_boots_the_working_copy_with_the_board_devices(product, tmp_path: Path,  # noqa: ANN001
+def test_qemu_command_boots_the_working_copy_with_the_board_devices(product, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from pycam import qemu
 
