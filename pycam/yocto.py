@@ -14,7 +14,6 @@ Hand-written recipes pick the files up by MACHINE override (files/<machine>/...)
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,11 @@ import yaml
 
 from pycam import ROOT
 from pycam.definition import Product, available_boards, load_product
-from pycam.engine.assemble import SQUASHFS_OPTS, RootInputs, generated_files
+from pycam.engine.assemble import SQUASHFS_OPTS
 from pycam.engine.kernel import initramfs_conf
 from pycam.generate.bootenv import initial_vars
 from pycam.generate.bootscript import boot_script
+from pycam.generate.rootfiles import root_files
 from pycam.generate.wks import wks
 
 LAYER = "meta-pycam"
@@ -130,30 +130,21 @@ def product_inc(root: Path) -> str:
     return "".join(lines)
 
 
-def _root_inputs(version: str) -> RootInputs:
-    """RootInputs for generated_files(), which reads only the version from them: the build
-    inputs (base, kernel, wheels, ...) do not exist here and are left empty."""
-    empty: dict[str, object] = {"Path": Path(), "list[Path]": [], "bool": False, "str": ""}
-    values = {f.name: empty.get(str(f.type)) for f in dataclasses.fields(RootInputs)}
-    values["version"] = version
-    return RootInputs(**values)  # type: ignore[arg-type]
-
-
 def machine_files(product: Product) -> dict[str, str]:
     """Generated file key (MACHINE_FILES) -> text, for one board."""
-    root_files = generated_files(product, _root_inputs(product.ota.version))
+    files = root_files(product, product.ota.version)
     env_text = "".join(f"{k}={v}\n" for k, v in initial_vars(product).items())
     return {
         "boot.cmd": boot_script(product),
         "uboot-env.txt": env_text,
-        "fw_env.config": root_files["/etc/fw_env.config"],
-        "system.conf": root_files["/etc/rauc/system.conf"],
-        "fstab": root_files["/etc/fstab"],
+        "fw_env.config": files["/etc/fw_env.config"],
+        "system.conf": files["/etc/rauc/system.conf"],
+        "fstab": files["/etc/fstab"],
         "pycam-initramfs.conf": initramfs_conf(product),
-        "10-pycam-watchdog.conf": root_files["/etc/systemd/system.conf.d/10-pycam-watchdog.conf"],
-        "modules-load.conf": root_files["/etc/modules-load.d/pycam.conf"],
-        "board.json": root_files["/etc/pycam/board.json"],
-        "app.toml": root_files["/etc/pycam/app.toml"],
+        "10-pycam-watchdog.conf": files["/etc/systemd/system.conf.d/10-pycam-watchdog.conf"],
+        "modules-load.conf": files["/etc/modules-load.d/pycam.conf"],
+        "board.json": files["/etc/pycam/board.json"],
+        "app.toml": files["/etc/pycam/app.toml"],
         "wks": wks(product),
         "inc": board_inc(product),
     }

@@ -9,7 +9,6 @@ not the whole root.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tarfile
 from dataclasses import dataclass
@@ -24,10 +23,8 @@ from pycam.engine import wheels
 from pycam.engine.cache import Cache, digest, file_sha256, tree_sha256
 from pycam.engine.packages import PackageSet
 from pycam.engine.run import run
-from pycam.generate.bootenv import fw_env_config
-from pycam.generate.fstab import fstab
-from pycam.generate.rauc import KEYRING_PATH, system_conf
-from pycam.generate.systemd import watchdog_conf
+from pycam.generate.rauc import KEYRING_PATH
+from pycam.generate.rootfiles import root_files
 from pycam.log import log
 
 OVERLAY = ROOT / "rootfs" / "overlay"
@@ -53,29 +50,6 @@ class RootInputs:
     version: str
 
 
-def generated_files(product: Product, inputs: RootInputs) -> dict[str, str]:
-    """Path in the root -> text, for every file pycam derives from the definition."""
-    board = product.board
-    board_info = {
-        "board": board.name,
-        "description": board.description,
-        "hardware": board.hardware,
-        "watchdog": board.watchdog_device,
-        "compatible": product.compatible,
-    }
-    return {
-        "/etc/rauc/system.conf": system_conf(product),
-        "/etc/fw_env.config": fw_env_config(product),
-        "/etc/fstab": fstab(product),
-        "/etc/systemd/system.conf.d/10-pycam-watchdog.conf": watchdog_conf(board),
-        "/etc/pycam/app.toml": board.app_config.read_text() if board.app_config.exists() else "",
-        "/etc/pycam/board.json": json.dumps(board_info, indent=2, sort_keys=True) + "\n",
-        "/etc/pycam/version": inputs.version + "\n",
-        "/etc/modules-load.d/pycam.conf": "# generated from board/<board>/board.yml kernel.load\n"
-        + "".join(f"{m}\n" for m in board.load_modules),
-    }
-
-
 def system_key(product: Product, pkgs: PackageSet, inputs: RootInputs) -> dict[str, Any]:
     """Everything the system layer depends on: not the app's code, only its unit and commands."""
     return {
@@ -87,7 +61,7 @@ def system_key(product: Product, pkgs: PackageSet, inputs: RootInputs) -> dict[s
         "overlay": tree_sha256(OVERLAY),
         "units": UNITS.read_text(),
         "app-unit": file_sha256(APP_UNIT) if APP_UNIT.exists() else None,
-        "generated": generated_files(product, inputs),
+        "generated": root_files(product, inputs.version),
         "keyring": file_sha256(inputs.keyring),
         "trim": pkgs.trim,
         "release": inputs.release,
@@ -152,7 +126,7 @@ def _populate(root: Path, product: Product, pkgs: PackageSet, inputs: RootInputs
 
     log.info("[rootfs] overlay, generated configuration, units")
     shutil.copytree(OVERLAY, root, symlinks=True, dirs_exist_ok=True)
-    for path, text in generated_files(product, inputs).items():
+    for path, text in root_files(product, inputs.version).items():
         target = root / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
