@@ -85,12 +85,15 @@ def compile_tree(root: Path, tree: Path) -> None:
                                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
 
 
+def _is_source(rel: Path) -> bool:
+    """Not build output, caches or tests: what goes into the wheel (pip wheel writes build/, *.egg-info)."""
+    parts = rel.parts
+    return not (_APP_IGNORE & set(parts)) and parts[:1] != ("tests",) and not any(
+        p.endswith(".egg-info") for p in parts)
+
+
 def app_source_digest(app_dir: Path = APP_DIR) -> str:
-    files = sorted(
-        p for p in app_dir.rglob("*")
-        if p.is_file() and not (_APP_IGNORE & set(p.relative_to(app_dir).parts)) and "tests" not in
-        p.relative_to(app_dir).parts[:1]
-    )
+    files = sorted(p for p in app_dir.rglob("*") if p.is_file() and _is_source(p.relative_to(app_dir)))
     return digest({str(p.relative_to(app_dir)): file_sha256(p) for p in files})
 
 
