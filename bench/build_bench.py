@@ -83,6 +83,9 @@ def main() -> None:
     results: dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count()}
     if args.skip_cold:
         build_dir = ROOT / "build"
+        previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        if "cold" in previous:
+            results["cold"] = {**previous["cold"], "measured": previous.get("date")}
         results["warm"] = pycam_build(build_dir)
     else:
         build_dir = Path(tempfile.mkdtemp(prefix="pycam-bench-"))
