@@ -25,6 +25,7 @@ from pycam.engine.bundle import make_bundle
 from pycam.engine.cache import Cache, file_sha256
 from pycam.engine.packages import load_packages
 from pycam.engine.run import oserror
+from pycam.errors import PycamError
 from pycam.keys import KeySet
 from pycam.log import log, stage
 
@@ -92,6 +93,17 @@ def _publish(src: Path, dst: Path, *, move: bool = False) -> None:
     os.replace(tmp, dst)
 
 
+def check_board(product: Product) -> None:
+    """The default engine boots boards whose bootloader comes from Debian (bootloader.uboot-binary)."""
+    board = product.board
+    if not board.uboot_binary:
+        raise PycamError(
+            f"board {board.name} has no bootloader for the default engine (its U-Boot and firmware come "
+            "from the Yocto build)",
+            f"build it with kas: kas build kas.yml:board/{board.name}/kas.yml (README, 'The Yocto engine')",
+        )
+
+
 def check_host(product: Product) -> None:
     hosttools.require_root()
     hosttools.require_tools()
@@ -101,6 +113,7 @@ def check_host(product: Product) -> None:
 
 def build(product: Product, keys: KeySet, opts: BuildOptions) -> Outputs:
     started = time.monotonic()
+    check_board(product)
     check_host(product)
     keys.require()
     version = opts.version or product.ota.version

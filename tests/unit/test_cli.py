@@ -85,3 +85,9 @@ def test_qemu_command_boots_the_working_copy_with_the_board_devices(product, tmp
         assert cmd[cmd.index("-bios") + 1] == product.board.uboot_binary
         assert f"if=virtio,format=raw,file={copy}" in cmd
         assert "i6300esb" in cmd  # the board's watchdog
+
+
+def test_a_yocto_only_board_is_refused_by_the_default_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", "--board", "raspberrypi4-64"]) == 1
+    err = capsys.readouterr().err
+    assert "no bootloader for the default engine" in err and "kas build kas.yml:board/raspberrypi4-64/kas.yml" in err
