@@ -9,6 +9,7 @@ not the whole root.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tarfile
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from pycam.log import log
 OVERLAY = ROOT / "rootfs" / "overlay"
 UNITS = ROOT / "rootfs" / "units.yml"
 APP_UNIT = ROOT / "app" / "systemd" / "pycam-app.service"
-RECIPE = 4
+RECIPE = 5
 # xz with 1 MiB blocks: the smallest root of the settings measured (bench/results/squashfs.json)
 SQUASHFS_OPTS = ["-comp", "xz", "-b", "1M"]
 
@@ -76,6 +77,7 @@ def build_system(cache: Cache, product: Product, pkgs: PackageSet, inputs: RootI
         root = out / "root"
         root.mkdir()
         _populate(root, product, pkgs, inputs)
+        (out / "packages.json").write_text(json.dumps(installed_packages(root), indent=1, sort_keys=True) + "\n")
         _squash(root, out / "system.squashfs", epoch, append=False)
         shutil.rmtree(root)
 
@@ -101,6 +103,20 @@ def build_rootfs(cache: Cache, product: Product, pkgs: PackageSet, inputs: RootI
 
     log.info("[rootfs] app layer %s on %s", APP_PREFIX, system.name)
     return cache.get(f"rootfs-{product.board.name}", key, produce)
+
+
+def installed_packages(root: Path) -> dict[str, str]:
+    """Debian packages (dpkg status) and Python distributions in the root -> version: the manifest's bill."""
+    found: dict[str, str] = {}
+    status = root / "var" / "lib" / "dpkg" / "status"
+    for para in status.read_text().split("\n\n") if status.exists() else []:
+        fields = dict(line.split(": ", 1) for line in para.splitlines() if ": " in line and line[0] != " ")
+        if fields.get("Status", "").endswith(" installed") and "Package" in fields:
+            found[f"deb:{fields['Package']}"] = fields.get("Version", "")
+    for meta in root.glob(f"usr/local/lib/python{wheels.TARGET_PYTHON}/dist-packages/*.dist-info/METADATA"):
+        head = dict(line.split(": ", 1) for line in meta.read_text().split("\n\n")[0].splitlines() if ": " in line)
+        found[f"py:{head.get('Name', meta.parent.name)}"] = head.get("Version", "")
+    return found
 
 
 def _squash(tree: Path, image: Path, epoch: int, *, append: bool) -> None:

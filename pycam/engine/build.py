@@ -175,12 +175,14 @@ def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out
                  kernel_vfat.parent})
     opts.timings["total"] = round(time.monotonic() - started, 1)
     info = {"rootfs": _describe(rootfs), "kernel.vfat": _describe(kernel_vfat)}
+    contents = json.loads((system_entry / "packages.json").read_text())
+    contents[f"py:{wheels.wheel_name(inputs.app)}"] = wheels.wheel_version(inputs.app)
     if opts.bundle:
         write_manifest(product, out.bundle_manifest, version, build_id, kernel_entry, opts,
-                       {out.bundle.name: _describe(out.bundle), **info})
+                       {out.bundle.name: _describe(out.bundle), **info}, contents)
     if opts.image:
         files = {p.name: _describe(p) for p in (out.disk, out.bmap, out.bundle) if p.exists()}
-        write_manifest(product, out.manifest, version, build_id, kernel_entry, opts, {**files, **info})
+        write_manifest(product, out.manifest, version, build_id, kernel_entry, opts, {**files, **info}, contents)
     log.info("build %s done in %.0f s: %s", build_id, opts.timings["total"], out.directory)
     return out
 
@@ -190,7 +192,7 @@ def _describe(path: Path) -> dict[str, object]:
 
 
 def write_manifest(product: Product, path: Path, version: str, build_id: str, kernel_entry: Path,
-                   opts: BuildOptions, files: dict[str, dict[str, object]]) -> None:
+                   opts: BuildOptions, files: dict[str, dict[str, object]], contents: dict[str, str]) -> None:
     """Written last, atomically: its presence means every file it lists is complete."""
     manifest = {
         "product": product.ota.product,
@@ -205,6 +207,7 @@ def write_manifest(product: Product, path: Path, version: str, build_id: str, ke
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "timings_s": opts.timings,
         "files": files,
+        "contents": contents,
     }
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -149,6 +149,14 @@ def strip_shared_objects(directory: Path) -> None:
         run(["aarch64-linux-gnu-strip", "--strip-unneeded", *objects], what="strip target shared objects")
 
 
+def wheel_name(wheel: Path) -> str:
+    return wheel.name.split("-")[0].replace("_", "-")
+
+
+def wheel_version(wheel: Path) -> str:
+    return wheel.name.split("-")[1]
+
+
 def wheel_files(entry: Path) -> list[Path]:
     return sorted(entry.glob("*.whl"))
 
