@@ -68,6 +68,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from pycam.engine import hosttools
 
     problems = hosttools.missing_tools({**hosttools.TOOLS, **hosttools.QEMU_TOOLS})
+    problems += [f"Debian package {p}" for p in hosttools.missing_packages()]
     try:
         hosttools.require_binfmt("arm64")
     except PycamError as exc:

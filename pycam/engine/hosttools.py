@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from pycam import ROOT
@@ -39,6 +41,15 @@ def host_packages() -> list[str]:
     return [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]
 
 
+def missing_packages() -> list[str]:
+    """Packages of scripts/host-packages.txt that dpkg does not have installed."""
+    wanted = host_packages()
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *wanted],
+                            capture_output=True, text=True, check=False)
+    installed = {line.split()[0] for line in result.stdout.splitlines() if line.endswith(" installed")}
+    return [p for p in wanted if p not in installed]
+
+
 def missing_tools(tools: dict[str, str]) -> list[str]:
     return [f"{tool} (Debian package {pkg})" for tool, pkg in tools.items() if shutil.which(tool) is None]
 
@@ -66,8 +77,6 @@ def require_binfmt(arch: str, binfmt: Path = BINFMT) -> None:
 
 
 def require_root() -> None:
-    import os
-
     if os.geteuid() != 0:
         raise PycamError(
             "the default engine must run as root (mmdebstrap's root mode, loop-free genimage, file ownership)",
