@@ -84,9 +84,10 @@ def build_system(cache: Cache, product: Product, pkgs: PackageSet, inputs: RootI
     return cache.get(f"system-{product.board.name}", system_key(product, pkgs, inputs), produce)
 
 
-def build_rootfs(cache: Cache, product: Product, pkgs: PackageSet, inputs: RootInputs, epoch: int) -> Path:
-    """Entry with rootfs.squashfs and build-id; the build id names exactly these inputs."""
-    system = build_system(cache, product, pkgs, inputs, epoch)
+def build_rootfs(cache: Cache, product: Product, inputs: RootInputs, system: Path, epoch: int) -> Path:
+    """Entry with rootfs.squashfs and build-id: `system` (build_system's entry) with the app appended.
+
+    The build id names exactly these inputs."""
     key = {"system": system.name, "app": file_sha256(inputs.app), "prefix": APP_PREFIX}
     build_id = f"{inputs.version}+{digest(key)[:12]}"
 

@@ -154,7 +154,7 @@ def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out
             version=version,
         )
         system_entry = assemble.build_system(cache, product, pkgs, inputs, when)
-        rootfs_entry = assemble.build_rootfs(cache, product, pkgs, inputs, when)
+        rootfs_entry = assemble.build_rootfs(cache, product, inputs, system_entry, when)
         rootfs = rootfs_entry / "rootfs.squashfs"
         build_id = (rootfs_entry / "build-id").read_text().strip()
         kernel_vfat = diskimage.build_kernel_vfat(cache, product, kernel_entry)
