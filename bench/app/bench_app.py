@@ -1,8 +1,11 @@
 """Camera application benchmarks; results go to bench/results/app.json (quoted in app/README.md).
 
   encode:  libx264 (ultrafast, zerolatency, 1 thread) frames/s per stream size, synthetic frames
-  service: pycam-app as its own process, synthetic 640x360@15 main + 320x180@10 sub:
-           resident memory with both streams and one viewer; CPU with 0, 1 and 3 WebSocket viewers
+  service: pycam-app as its own process, synthetic 640x360@15 main + 320x180@10 sub, with the systemd
+           unit's Environment= (malloc settings): resident memory (VmRSS, and PSS/USS/anonymous from
+           smaps_rollup) with both streams and one viewer; CPU with 0, 1 and 3 WebSocket viewers
+  memory:  where the memory goes: RSS after each import stage, and the one-viewer service figure with
+           each memory lever undone in turn (see app/README.md, Memory)
   latency: glass-to-glass on loopback: synthetic capture timestamp -> frame decoded and shown in headless
            Chromium (MSE), read back from the picture (needs /usr/bin/chromium and playwright)
 
@@ -95,6 +98,31 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS from /proc/<pid>/status; PSS, USS (private pages) and anonymous pages from smaps_rollup."""
+    kb: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value, *_ = line.split()
+        kb[name.rstrip(":")] = int(value)
+    return {
+        "rss_mb": round(rss_mb(pid), 1),
+        "pss_mb": round(kb["Pss"] / 1024, 1),
+        "uss_mb": round((kb["Private_Clean"] + kb["Private_Dirty"]) / 1024, 1),
+        "anon_mb": round(kb["Anonymous"] / 1024, 1),
+    }
+
+
+def unit_environment() -> dict[str, str]:
+    """Environment= of the systemd unit, so the bench runs the service with the device's settings."""
+    env: dict[str, str] = {}
+    for line in (ROOT / "app" / "systemd" / "pycam-app.service").read_text().splitlines():
+        if line.startswith("Environment="):
+            for item in line.split("=", 1)[1].split():
+                key, _, value = item.partition("=")
+                env[key] = value
+    return env
+
+
 async def viewer(url: str, headers: dict[str, str], stop: asyncio.Event, counter: list[int]) -> None:
     async with aiohttp.ClientSession(headers=headers) as s, s.ws_connect(url + "/api/live/main") as ws:
         while not stop.is_set():
@@ -111,42 +139,129 @@ async def measure(pid: int, url: str, headers: dict[str, str], viewers: int, sec
     c0, t0 = cpu_seconds(pid), time.monotonic()
     await asyncio.sleep(seconds)
     cpu = (cpu_seconds(pid) - c0) / (time.monotonic() - t0) * 100
-    rss = rss_mb(pid)
+    mem = memory_mb(pid)
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"cpu_percent": round(cpu, 1), "rss_mb": round(rss, 1), "fragments_received": counter[0]}
+    return {"cpu_percent": round(cpu, 1), **mem, "fragments_received": counter[0]}
 
 
-def bench_service(seconds: float) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="pycam-bench-"))
-    port = 18000 + os.getpid() % 1000
-    cfg = write_config(tmp, port)
-    exe = Path(sys.executable).with_name("pycam-app")
-    # Same allocator setting as the systemd unit: few malloc arenas keep the threads' RSS down.
-    env = dict(os.environ, MALLOC_ARENA_MAX="2")
-    proc = subprocess.Popen([str(exe), "--config", str(cfg)], stderr=subprocess.DEVNULL, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
+class Service:
+    """pycam-app as its own process with the bench configuration; a context manager."""
+
+    def __init__(self, env: dict[str, str | None] | None = None, preimport: str = "") -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="pycam-bench-"))
+        port = 18000 + (os.getpid() + int(time.time())) % 1000
+        cfg = write_config(self.tmp, port)
+        cmd = [str(Path(sys.executable).with_name("pycam-app")), "--config", str(cfg)]
+        if preimport:  # e.g. "ssl": undo a lever that depends on a module not being imported yet
+            code = f"import sys, {preimport}; from pycam_app.cli import main; sys.exit(main(sys.argv[1:]))"
+            cmd = [sys.executable, "-c", code, "--config", str(cfg)]
+        full = {**os.environ, **unit_environment()}
+        for key, value in (env or {}).items():  # None: leave the variable out
+            if value is None:
+                full.pop(key, None)
+            else:
+                full[key] = value
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, env=full)
+        self.url = f"http://127.0.0.1:{port}"
+        self.headers: dict[str, str] = {}
+
+    def __enter__(self) -> Service:
+        tmp, proc = self.tmp, self.proc
         deadline = time.monotonic() + 30
         while not (tmp / "data" / "initial-password").exists() or not (tmp / "run" / "endpoint.json").exists():
             if time.monotonic() > deadline or proc.poll() is not None:
+                self.__exit__()
                 raise RuntimeError("service did not start")
             time.sleep(0.2)
         password = (tmp / "data" / "initial-password").read_text().split("password: ")[1].strip()
-        headers = {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
+        self.headers = {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
         time.sleep(2)
-        result: dict[str, Any] = {"config": "synthetic, main 640x360@15 800 kbit/s, sub 320x180@10, libx264"}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def bench_service(seconds: float) -> dict[str, Any]:
+    with Service() as svc:
+        proc, url, headers = svc.proc, svc.url, svc.headers
+        result: dict[str, Any] = {
+            "config": "synthetic, main 640x360@15 800 kbit/s, sub 320x180@10, libx264",
+            "environment": unit_environment(),
+            "aiohttp": _version("aiohttp"),
+            "av": _version("av"),
+        }
         for n in (0, 1, 3):
             result[f"viewers_{n}"] = asyncio.run(measure(proc.pid, url, headers, n, seconds))
-        base, one, three = (result[f"viewers_{n}"]["cpu_percent"] for n in (0, 1, 3))
+        base, three = (result[f"viewers_{n}"]["cpu_percent"] for n in (0, 3))
         result["cpu_percent_per_viewer"] = round((three - base) / 3, 2)
         result["rss_mb_both_streams_one_viewer"] = result["viewers_1"]["rss_mb"]
-        del one
+        result["pss_mb_both_streams_one_viewer"] = result["viewers_1"]["pss_mb"]
         return result
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
+IMPORT_STAGES = [
+    ("python", ""),
+    ("+ asyncio", "import asyncio"),
+    ("+ aiohttp.web", "import aiohttp.web"),
+    ("+ av", "import av"),
+    ("+ pycam_app (service, web)", "import pycam_app.service, pycam_app.web.server"),
+]
+
+
+def import_stages(block_ssl: bool) -> dict[str, float]:
+    """VmRSS (MB) of a fresh interpreter after each import stage, as the service imports them."""
+    lines = [
+        "import os, sys",
+        "def rss():",
+        "    for l in open('/proc/self/status'):",
+        "        if l.startswith('VmRSS:'): return int(l.split()[1]) / 1024",
+        "out = []",
+    ]
+    if block_ssl:  # what cli._lean_process does for a plain-HTTP service
+        lines.insert(1, "sys.modules['ssl'] = None; os.environ['GNUTLS_NO_IMPLICIT_INIT'] = '1'")
+    for _, stmt in IMPORT_STAGES:
+        lines += [stmt or "pass", "out.append(round(rss(), 1))"]
+    lines.append("print(out)")
+    env = {**os.environ, **unit_environment()}
+    r = subprocess.run([sys.executable, "-c", "\n".join(lines)], capture_output=True, text=True, env=env, check=True)
+    values = json.loads(r.stdout.strip().splitlines()[-1])
+    return {name: v for (name, _), v in zip(IMPORT_STAGES, values, strict=True)}
+
+
+def one_viewer(seconds: float, **kw: Any) -> dict[str, Any]:
+    with Service(**kw) as svc:
+        return asyncio.run(measure(svc.proc.pid, svc.url, svc.headers, 1, seconds))
+
+
+def bench_memory(seconds: float) -> dict[str, Any]:
+    """The one-viewer figure with each memory lever undone in turn (same measurement as the service's)."""
+    variants: dict[str, dict[str, Any]] = {
+        "as shipped": {},
+        "ssl imported (undoes: plain HTTP never loads ssl)": {"preimport": "ssl"},
+        "GnuTLS initialised at load (undoes: GNUTLS_NO_IMPLICIT_INIT=1)": {"env": {"GNUTLS_NO_IMPLICIT_INIT": "0"}},
+        "glibc dynamic mmap threshold (undoes: MALLOC_MMAP/TRIM_THRESHOLD_)": {
+            "env": {"MALLOC_MMAP_THRESHOLD_": None, "MALLOC_TRIM_THRESHOLD_": None}
+        },
+    }
+    out: dict[str, Any] = {
+        "import_stages_rss_mb": import_stages(block_ssl=False),
+        "import_stages_rss_mb_plain_http": import_stages(block_ssl=True),
+        "one_viewer": {},
+    }
+    for name, kw in variants.items():
+        m = one_viewer(seconds, **kw)
+        out["one_viewer"][name] = {k: m[k] for k in ("rss_mb", "pss_mb", "uss_mb", "anon_mb")}
+    return out
 
 
 def bench_latency(seconds: float) -> dict[str, Any]:
@@ -219,6 +334,7 @@ def main() -> int:
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "encode": bench_encode(args.seconds),
         "service": bench_service(args.seconds),
+        "memory": bench_memory(args.seconds),
         "latency": bench_latency(args.seconds),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)

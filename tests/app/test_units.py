@@ -250,6 +250,18 @@ def test_ring_keeps_whole_gops_and_since() -> None:
     assert seen[-1] == 41
 
 
+def test_only_the_recorded_stream_keeps_the_pre_roll(tmp_path: Path) -> None:
+    from pycam_app.pipeline import Pipeline
+
+    for recorded, other in (("main", "sub"), ("sub", "main")):
+        cfg = small_config(tmp_path, recording={"pre_roll_s": 6.0, "stream": recorded})
+        p = Pipeline(cfg, SyntheticSource(320, 180, 10))
+        kf = max(cfg.main.keyframe_interval, cfg.sub.keyframe_interval)
+        assert p.streams[recorded].ring_s == 6.0 + 2 * kf + 1
+        # A live viewer joins at the latest keyframe: one GOP and a margin are enough.
+        assert p.streams[other].ring_s == getattr(cfg, other).keyframe_interval + 1
+
+
 # -- capture backends --
 def test_auto_selection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(picam, "available", lambda: False)

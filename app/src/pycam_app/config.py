@@ -79,6 +79,12 @@ class WebConfig:
     cert: str = _opt("/factory/device.crt", doc="device certificate (PEM)")
     key: str = _opt("/factory/device.key", doc="device private key (PEM)")
 
+    def tls_wanted(self) -> bool:
+        """Whether the server will serve HTTPS: tls = on, or auto and the certificate and key exist."""
+        if self.tls == "off":
+            return False
+        return self.tls == "on" or (Path(self.cert).is_file() and Path(self.key).is_file())
+
 
 @dataclass(frozen=True)
 class StorageConfig:

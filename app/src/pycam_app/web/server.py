@@ -13,7 +13,6 @@ import binascii
 import inspect
 import json
 import logging
-import ssl
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,8 @@ from ..config import WebConfig
 from . import api, live, openapi
 
 if TYPE_CHECKING:
+    import ssl
+
     from ..service import CameraService
 
 log = logging.getLogger(__name__)
@@ -45,16 +46,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def tls_context(cfg: WebConfig) -> ssl.SSLContext | None:
-    """HTTPS with the device certificate when provisioned (tls = auto) or required (tls = on)."""
+    """HTTPS with the device certificate when provisioned (tls = auto) or required (tls = on).
+
+    ssl is imported only here: a plain-HTTP service never loads OpenSSL's TLS layer (see cli.py).
+    """
     from pathlib import Path
 
-    if cfg.tls == "off":
+    if not cfg.tls_wanted():
         return None
     cert, key = Path(cfg.cert), Path(cfg.key)
     if not (cert.is_file() and key.is_file()):
-        if cfg.tls == "on":
-            raise FileNotFoundError(f'web.tls = "on" but {cert} or {key} is missing')
-        return None
+        raise FileNotFoundError(f'web.tls = "on" but {cert} or {key} is missing')
+    import ssl
+
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)

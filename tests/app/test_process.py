@@ -1,0 +1,102 @@
+"""The service as its own process (`pycam-app`), as systemd runs it: plain HTTP without OpenSSL's TLS layer
+loaded at all, HTTPS with the device certificate when it exists."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import small_config
+from pycam_app import config
+
+EXE = Path(sys.executable).with_name("pycam-app")
+
+
+def _start(tmp_path: Path, **sections: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str]:
+    cfg = small_config(tmp_path, **sections)
+    path = tmp_path / "app.toml"
+    path.write_text(config.to_toml(cfg))
+    proc = subprocess.Popen([str(EXE), "--config", str(path)], stderr=(tmp_path / "stderr").open("wb"))
+    endpoint = Path(cfg.runtime_dir) / "endpoint.json"
+    deadline = time.monotonic() + 60
+    while not endpoint.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("pycam-app did not start: " + (tmp_path / "stderr").read_text())
+        time.sleep(0.1)
+    return proc, json.loads(endpoint.read_text())["url"]
+
+
+def _health(url: str) -> dict[str, Any]:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the device certificate is self-signed here
+    deadline = time.monotonic() + 30
+    while True:
+        with urllib.request.urlopen(url + "/api/health", timeout=5, context=ctx) as r:
+            doc: dict[str, Any] = json.load(r)
+        if doc["frames"] > 0 or time.monotonic() > deadline:
+            return doc
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def stop() -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def test_plain_http_service_never_loads_tls(tmp_path: Path, stop: list[subprocess.Popen[bytes]]) -> None:
+    proc, url = _start(tmp_path)
+    stop.append(proc)
+    assert url.startswith("http://")
+    assert _health(url)["frames"] > 0
+    maps = Path(f"/proc/{proc.pid}/maps").read_text()
+    assert "libssl" not in maps and "/_ssl." not in maps, "ssl was imported by the plain-HTTP service"
+
+
+def test_https_with_the_device_certificate(tmp_path: Path, stop: list[subprocess.Popen[bytes]]) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl command not installed (needed to make a test certificate)")
+    factory = tmp_path / "factory"
+    factory.mkdir()
+    cert, key = factory / "device.crt", factory / "device.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"),
+            *("-days", "2", "-subj", "/CN=pycam-test", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    proc, url = _start(tmp_path, web={"tls": "auto", "cert": str(cert), "key": str(key)})
+    stop.append(proc)
+    assert url.startswith("https://")
+    assert _health(url)["frames"] > 0
+    assert "libssl" in Path(f"/proc/{proc.pid}/maps").read_text()
+
+
+def test_tls_wanted(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    web = config.WebConfig(tls="auto", cert=str(cert), key=str(key))
+    assert not web.tls_wanted()
+    cert.write_text("x")
+    key.write_text("x")
+    assert web.tls_wanted()
+    assert not config.WebConfig(tls="off", cert=str(cert), key=str(key)).tls_wanted()
+    assert config.WebConfig(tls="on", cert=str(tmp_path / "none"), key=str(key)).tls_wanted()
