@@ -20,22 +20,13 @@ def _product(args: argparse.Namespace):
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    """`pycam build` (image, bundle, manifest) and `pycam bundle` (the bundle alone)."""
     from pycam.engine.build import BuildOptions, build
     from pycam.keys import KeySet, keys_dir
 
-    opts = BuildOptions(version=args.version, release=args.release, refresh_base=args.refresh)
+    opts = BuildOptions(version=args.version, release=args.release, refresh_base=args.refresh, image=args.image)
     out = build(_product(args), KeySet(keys_dir()), opts)
-    print(out.directory)
-    return 0
-
-
-def cmd_bundle(args: argparse.Namespace) -> int:
-    from pycam.engine.build import BuildOptions, build
-    from pycam.keys import KeySet, keys_dir
-
-    opts = BuildOptions(version=args.version, release=args.release, image=False, bundle=True)
-    out = build(_product(args), KeySet(keys_dir()), opts)
-    print(out.bundle)
+    print(out.directory if args.image else out.bundle)
     return 0
 
 
@@ -92,16 +83,13 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--board", default=DEFAULT_BOARD, help=f"board/<name>/ (default {DEFAULT_BOARD})")
         return sp
 
-    b = with_board(sub.add_parser("build", help="build the disk image, bundle and manifest (default engine)"))
-    b.add_argument("--version", dest="version", help="firmware version (default: ota/ota.yml)")
-    b.add_argument("--release", action="store_true", help="release image: console login locked")
-    b.add_argument("--refresh", action="store_true", help="rebuild the cached Debian base from the archive")
-    b.set_defaults(func=cmd_build)
-
-    bu = with_board(sub.add_parser("bundle", help="build only the signed RAUC bundle"))
-    bu.add_argument("--version", dest="version", help="firmware version (default: ota/ota.yml)")
-    bu.add_argument("--release", action="store_true")
-    bu.set_defaults(func=cmd_bundle)
+    for name, image, text in (("build", True, "build the disk image, bundle and manifest (default engine)"),
+                              ("bundle", False, "build only the signed RAUC bundle")):
+        b = with_board(sub.add_parser(name, help=text))
+        b.add_argument("--version", dest="version", help="firmware version (default: ota/ota.yml)")
+        b.add_argument("--release", action="store_true", help="release build: console login locked")
+        b.add_argument("--refresh", action="store_true", help="rebuild the cached Debian base from the archive")
+        b.set_defaults(func=cmd_build, image=image)
 
     k = sub.add_parser("keys", help="signing keys")
     ksub = k.add_subparsers(dest="keys_command", required=True)
