@@ -60,13 +60,34 @@ class KeySet:
         return self
 
 
+DEV_ORGANIZATION = "pycam development"
+EXPIRY_WARNING = dt.timedelta(days=30)
+
+
+def check_signing_cert(keys: KeySet, release: bool, now: dt.datetime | None = None) -> list[str]:
+    """Refuse what must not sign (expired, or development keys for a release); return warnings."""
+    cert = x509.load_pem_x509_certificate(keys.cert.read_bytes())
+    now = now or dt.datetime.now(dt.UTC)
+    expires = cert.not_valid_after_utc
+    if expires <= now:
+        raise PycamError(f"the signing certificate {keys.cert} expired on {expires:%Y-%m-%d}",
+                         "issue a new one (pycam keys init --force for development keys)")
+    organizations = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    if release and any(o.value == DEV_ORGANIZATION for o in organizations):
+        raise PycamError(f"a release build refuses the development signing key in {keys.directory}",
+                         "point PYCAM_KEYS_DIR at the release PKI")
+    if expires - now < EXPIRY_WARNING:
+        return [f"the signing certificate {keys.cert} expires on {expires:%Y-%m-%d}: issue a new one soon"]
+    return []
+
+
 def keys_dir() -> Path:
     return Path(os.environ.get("PYCAM_KEYS_DIR", DEFAULT_DIR))
 
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pycam development"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, DEV_ORGANIZATION),
         x509.NameAttribute(NameOID.COMMON_NAME, common_name),
     ])
 

@@ -26,7 +26,7 @@ from pycam.engine.cache import Cache, file_sha256
 from pycam.engine.packages import load_packages
 from pycam.engine.run import oserror
 from pycam.errors import PycamError
-from pycam.keys import KeySet
+from pycam.keys import KeySet, check_signing_cert
 from pycam.log import log, stage
 
 # Fixed timestamps make the root byte-for-byte reproducible (small deltas); the package
@@ -115,7 +115,8 @@ def build(product: Product, keys: KeySet, opts: BuildOptions) -> Outputs:
     started = time.monotonic()
     check_board(product)
     check_host(product)
-    keys.require()
+    for warning in check_signing_cert(keys.require(), opts.release):
+        log.warning("%s", warning)
     version = opts.version or product.ota.version
     out = outputs(product, version)
     work = out.directory / "work"

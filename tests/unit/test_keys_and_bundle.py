@@ -74,3 +74,20 @@ def test_rauc_refuses_a_bundle_with_a_damaged_signature(product, keyset: keys.Ke
     result = subprocess.run(["rauc", "info", f"--keyring={keyset.keyring}", str(bundle)],
                             capture_output=True, text=True)
     assert result.returncode != 0
+
+
+def test_release_builds_refuse_development_keys(keyset: keys.KeySet) -> None:
+    assert keys.check_signing_cert(keyset, release=False) == []
+    with pytest.raises(PycamError, match="release build refuses the development signing key"):
+        keys.check_signing_cert(keyset, release=True)
+
+
+def test_expiry_warns_then_refuses(keyset: keys.KeySet) -> None:
+    import datetime as dt
+
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=keys.SIGNING_DAYS - 10)
+    warnings = keys.check_signing_cert(keyset, release=False, now=soon)
+    assert len(warnings) == 1 and "expires on" in warnings[0]
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=keys.SIGNING_DAYS + 1)
+    with pytest.raises(PycamError, match="expired on"):
+        keys.check_signing_cert(keyset, release=False, now=later)
