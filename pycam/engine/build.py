@@ -158,7 +158,7 @@ def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out
         rootfs_entry = assemble.build_rootfs(cache, product, inputs, system_entry, when)
         rootfs = rootfs_entry / "rootfs.squashfs"
         build_id = (rootfs_entry / "build-id").read_text().strip()
-        kernel_vfat = diskimage.build_kernel_vfat(cache, product, kernel_entry)
+        kernel_vfat = diskimage.build_kernel_vfat(cache, product, kernel_entry, when)
 
     if opts.image:
         with stage("image", opts.timings):

@@ -30,7 +30,7 @@ def write_env_images(product: Product, out: Path) -> None:
     (out / ENV_IMAGES[1]).write_bytes(env_copy(variables, size, flag=0))
 
 
-def _genimage(cfg_text: str, work: Path, inputs: Path) -> Path:
+def _genimage(cfg_text: str, work: Path, inputs: Path, epoch: int | None = None) -> Path:
     """Run genimage on `cfg_text` with `inputs`; returns its output directory."""
     tmp, out, empty = (work / d for d in ("tmp", "out", "empty-root"))
     for d in (tmp, out, empty):
@@ -40,24 +40,26 @@ def _genimage(cfg_text: str, work: Path, inputs: Path) -> Path:
     cfg.write_text(cfg_text)
     # an empty --rootpath: otherwise genimage fills the ext4/vfat images from /
     run(["genimage", "--config", cfg, "--inputpath", inputs, "--outputpath", out, "--tmppath", tmp,
-         "--rootpath", empty], what="genimage", check_space=work)
+         "--rootpath", empty], what="genimage", check_space=work,
+        # mtools stamps the files it copies with SOURCE_DATE_EPOCH when it is set
+        env={"SOURCE_DATE_EPOCH": str(epoch)} if epoch is not None else None)
     return out
 
 
-def build_kernel_vfat(cache: Cache, product: Product, kernel: Path) -> Path:
-    """Entry with kernel.vfat: the kernel partition image a slot boots from."""
+def build_kernel_vfat(cache: Cache, product: Product, kernel: Path, epoch: int) -> Path:
+    """Entry with kernel.vfat: the kernel partition image a slot boots from (reproducible)."""
 
     def produce(out: Path) -> None:
         inputs = out / "input"
         inputs.mkdir()
         for name in KERNEL_FILES:
             shutil.copy2(kernel / name, inputs / name)
-        result = _genimage(kernel_vfat_cfg(product, KERNEL_FILES), out / "work", inputs)
+        result = _genimage(kernel_vfat_cfg(product, KERNEL_FILES), out / "work", inputs, epoch)
         shutil.move(result / "kernel.vfat", out / "kernel.vfat")
         shutil.rmtree(out / "work")
         shutil.rmtree(inputs)
 
-    key = {"kernel": kernel.name, "cfg": kernel_vfat_cfg(product, KERNEL_FILES),
+    key = {"kernel": kernel.name, "cfg": kernel_vfat_cfg(product, KERNEL_FILES), "epoch": epoch,
            "files": {n: file_sha256(kernel / n) for n in KERNEL_FILES}}
     return cache.get(f"kernelfs-{product.board.name}", key, produce) / "kernel.vfat"
 

@@ -103,3 +103,22 @@ def test_genimage_disk_matches_the_layout(product, tmp_path: Path) -> None:
     assert data[env.offset:env.offset + env.size] == (inputs / ENV_IMAGES[0]).read_bytes()
     assert data[env.redundant_offset:env.redundant_offset + env.size] == (inputs / ENV_IMAGES[1]).read_bytes()
     assert parts[0]["start"] * 512 >= env.redundant_offset + env.size
+
+
+def test_kernel_partition_image_is_reproducible(product, tmp_path: Path) -> None:
+    """Fixed volume id, no time-stamped label, files stamped with the build epoch: deltas stay small."""
+    need("genimage", "mkfs.vfat", "mcopy", "mdir")
+    from pycam.engine.cache import Cache
+    from pycam.engine.diskimage import KERNEL_FILES, build_kernel_vfat
+
+    kernel = tmp_path / "kernel"
+    kernel.mkdir()
+    for name in KERNEL_FILES:
+        (kernel / name).write_bytes(name.encode() * 1000)
+    epoch = 1704067200  # 2024-01-01 00:00 UTC
+    vfat = build_kernel_vfat(Cache(tmp_path / "cache"), product, kernel, epoch)
+    listing = subprocess.run(["mdir", "-i", str(vfat), "::/"], check=True, capture_output=True, text=True,
+                             env={"TZ": "UTC", "PATH": "/usr/bin:/bin"}).stdout
+    assert "has no label" in listing and "5043-4D4B" in listing
+    stamped = [line for line in listing.splitlines() if line.split() and line.split()[0] in ("IMAGE", "initrd")]
+    assert len(stamped) == 2 and all("2024-01-01" in line for line in stamped), listing
