@@ -80,12 +80,6 @@ class Layout:
     bootenv: BootEnv
     partitions: tuple[Partition, ...]
 
-    def by_name(self, name: str) -> Partition:
-        for part in self.partitions:
-            if part.name == name:
-                return part
-        raise KeyError(name)
-
     def by_role(self, role: str) -> list[Partition]:
         return [p for p in self.partitions if p.role == role]
 

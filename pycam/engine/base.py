@@ -7,6 +7,7 @@ unpacks the kernel and busybox natively on the host for the kernel stage to pick
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def extract_host_packages(cache: Cache, pkgs: PackageSet, refresh: bool = False)
         # only what the kernel stage picks from is worth caching
         tree = out / "tree"
         for sub in ("dev", "etc", "tmp", "var", "run", "proc", "sys"):
-            run(["rm", "-rf", str(tree / sub)], what="tidy extract tree")
+            shutil.rmtree(tree / sub, ignore_errors=True)
         # unpacked, not installed: no postinst ran depmod, so the kernel stage could not resolve deps
         for moddir in (tree / "lib" / "modules").iterdir():
             run(["depmod", "-b", tree, moddir.name], what="depmod (Debian kernel)")

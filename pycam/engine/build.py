@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,20 +76,9 @@ def outputs(product: Product, version: str) -> Outputs:
     )
 
 
-def _publish(src: Path, dst: Path, *, move: bool = False) -> None:
-    """Put `src` in place under its final name in one rename; cache entries are linked, never moved."""
-    if dst.exists() and dst.samefile(src):
-        return  # already published (rename() of two links to one file would do nothing)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    if move:
-        shutil.move(src, tmp)
-    else:
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
+def _publish(src: Path, dst: Path) -> None:
+    """Give a finished output its final name in one rename (work/ is on the same filesystem)."""
+    os.replace(src, dst)
 
 
 def check_board(product: Product) -> None:
@@ -164,8 +152,8 @@ def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out
         with stage("image", opts.timings):
             disk = diskimage.build_disk(product, work / "genimage", kernel_vfat, rootfs, out.disk.name)
             diskimage.bmap(disk, work / "disk.bmap")
-            _publish(work / "disk.bmap", out.bmap, move=True)
-            _publish(disk, out.disk, move=True)
+            _publish(work / "disk.bmap", out.bmap)
+            _publish(disk, out.disk)
     if opts.bundle:
         with stage("bundle", opts.timings):
             make_bundle(product, keys, rootfs=rootfs, kernel_vfat=kernel_vfat, version=version,
