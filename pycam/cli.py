@@ -24,7 +24,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from pycam.engine.build import BuildOptions, build
     from pycam.keys import KeySet, keys_dir
 
-    opts = BuildOptions(version=args.version, release=args.release, refresh_base=args.refresh, image=args.image)
+    opts = BuildOptions(version=args.version, release=args.release, refresh_base=args.refresh, image=args.image,
+                        delta_from=Path(args.delta_from).resolve() if args.delta_from else None)
     out = build(_product(args), KeySet(keys_dir()), opts)
     print(out.directory if args.image else out.bundle)
     return 0
@@ -89,6 +90,8 @@ def parser() -> argparse.ArgumentParser:
         b.add_argument("--version", dest="version", help="firmware version (default: ota/ota.yml)")
         b.add_argument("--release", action="store_true", help="release build: console login locked")
         b.add_argument("--refresh", action="store_true", help="rebuild the cached Debian base from the archive")
+        b.add_argument("--delta-from", metavar="BUNDLE",
+                       help="also make a delta bundle against this full bundle of an older release")
         b.set_defaults(func=cmd_build, image=image)
 
     k = sub.add_parser("keys", help="signing keys")

@@ -37,7 +37,9 @@ SQUASHFS_OPTS = ["-comp", "xz", "-b", "1M"]
 
 
 APP_PREFIX = "/opt/pycam"
-BUILD_ID = "/etc/pycam/build-id"  # a link into the app layer: the build id names the app too
+# Links into the app layer: the build id names the app too, and a version bump alone must not
+# rebuild (and re-compress) the system layer, or every release would cost a cold rootfs.
+APP_LAYER_FILES = {"/etc/pycam/build-id": "build-id", "/etc/pycam/version": "version"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def system_key(product: Product, pkgs: PackageSet, inputs: RootInputs) -> dict[s
         "overlay": tree_sha256(OVERLAY),
         "units": UNITS.read_text(),
         "app-unit": file_sha256(APP_UNIT) if APP_UNIT.exists() else None,
-        "generated": root_files(product, inputs.version),
+        "generated": _system_files(product, inputs.version),
         "keyring": file_sha256(inputs.keyring),
         "trim": pkgs.trim,
         "release": inputs.release,
@@ -88,7 +90,7 @@ def build_rootfs(cache: Cache, product: Product, inputs: RootInputs, system: Pat
     """Entry with rootfs.squashfs and build-id: `system` (build_system's entry) with the app appended.
 
     The build id names exactly these inputs."""
-    key = {"system": system.name, "app": file_sha256(inputs.app), "prefix": APP_PREFIX}
+    key = {"system": system.name, "app": file_sha256(inputs.app), "prefix": APP_PREFIX, "version": inputs.version}
     build_id = f"{inputs.version}+{digest(key)[:12]}"
 
     def produce(out: Path) -> None:
@@ -97,6 +99,7 @@ def build_rootfs(cache: Cache, product: Product, inputs: RootInputs, system: Pat
         wheels.install_wheel(inputs.app, layer, prefix=APP_PREFIX)
         wheels.compile_tree(layer, prefix / "lib")
         (prefix / "build-id").write_text(build_id + "\n")
+        (prefix / "version").write_text(inputs.version + "\n")
         shutil.copy2(system / "system.squashfs", out / "rootfs.squashfs")
         _squash(layer, out / "rootfs.squashfs", epoch, append=True)
         (out / "build-id").write_text(build_id + "\n")
@@ -143,7 +146,7 @@ def _populate(root: Path, product: Product, pkgs: PackageSet, inputs: RootInputs
 
     log.info("[rootfs] overlay, generated configuration, units")
     shutil.copytree(OVERLAY, root, symlinks=True, dirs_exist_ok=True)
-    for path, text in root_files(product, inputs.version).items():
+    for path, text in _system_files(product, inputs.version).items():
         target = root / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
@@ -161,6 +164,11 @@ def _populate(root: Path, product: Product, pkgs: PackageSet, inputs: RootInputs
     _read_only_root(root)
 
 
+def _system_files(product: Product, version: str) -> dict[str, str]:
+    """root_files but those the app layer carries."""
+    return {path: text for path, text in root_files(product, version).items() if path not in APP_LAYER_FILES}
+
+
 def _app_hooks(root: Path, commands: list[str]) -> None:
     """Where the system finds the app layer: its site-packages, its commands, the build id."""
     site = root / "usr" / "local" / "lib" / f"python{wheels.TARGET_PYTHON}" / "dist-packages"
@@ -170,9 +178,10 @@ def _app_hooks(root: Path, commands: list[str]) -> None:
     bindir.mkdir(parents=True, exist_ok=True)
     for command in commands:
         (bindir / command).symlink_to(f"{APP_PREFIX}/bin/{command}")
-    build_id = root / BUILD_ID.lstrip("/")
-    build_id.parent.mkdir(parents=True, exist_ok=True)
-    build_id.symlink_to(f"{APP_PREFIX}/build-id")
+    for path, name in APP_LAYER_FILES.items():
+        link = root / path.lstrip("/")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(f"{APP_PREFIX}/{name}")
     opt = root / "opt"
     if opt.exists():
         opt.rmdir()  # the app layer brings /opt; appending would rename a clash to opt_1

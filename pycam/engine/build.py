@@ -22,6 +22,7 @@ from pycam.definition import Product
 from pycam.engine import assemble, base, diskimage, hosttools, kernel, wheels
 from pycam.engine.bundle import make_bundle
 from pycam.engine.cache import Cache, file_sha256
+from pycam.engine.delta import make_delta_bundle
 from pycam.engine.packages import load_packages
 from pycam.engine.run import oserror
 from pycam.errors import PycamError
@@ -48,6 +49,7 @@ class BuildOptions:
     refresh_base: bool = False
     image: bool = True
     bundle: bool = True
+    delta_from: Path | None = None  # a full bundle of an older release: also make a delta against it
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -158,6 +160,13 @@ def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out
         with stage("bundle", opts.timings):
             make_bundle(product, keys, rootfs=rootfs, kernel_vfat=kernel_vfat, version=version,
                         build=build_id, out=out.bundle, work=work)
+    if opts.delta_from:
+        with stage("delta", opts.timings):
+            delta = make_delta_bundle(product, keys, base_bundle=opts.delta_from,
+                                      images={"rootfs": rootfs, "kernel": kernel_vfat}, version=version,
+                                      build=build_id, out_dir=out.directory, work=work)
+            log.info("delta bundle %s: %d bytes (full bundle %d)", delta.name, delta.stat().st_size,
+                     out.bundle.stat().st_size if out.bundle.exists() else 0)
 
     cache.prune({base_entry, extract_entry, kernel_entry, wheel_entry, site_entry, app_entry, system_entry,
                  rootfs_entry,

@@ -30,6 +30,7 @@ TOOLS = {
     "aarch64-linux-gnu-strip": "binutils-aarch64-linux-gnu",
     "systemctl": "systemd",
     "eatmydata": "eatmydata",
+    "xdelta3": "xdelta3",
 }
 QEMU_TOOLS = {"qemu-system-aarch64": "qemu-system-arm", "qemu-img": "qemu-utils"}
 

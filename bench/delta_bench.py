@@ -1,0 +1,165 @@
+"""Delta bundle sizes and the choice of method, written to bench/results/delta.json.
+
+Two real updates, built by the default engine from the same cache:
+  app       an app-only change (one line in a copy of app/) and a version bump
+  security  the root from Debian's point release (bookworm only) -> the same root with
+            bookworm-security and bookworm-updates, i.e. the updates a device would get since
+            the last point release (which packages changed is recorded)
+For each: the full bundle, pycam's delta bundle (`pycam bundle --delta-from`), and each candidate
+method on the root image (the largest part), all in the same run:
+  xdelta3 (chosen), `zstd --patch-from` -19 --long, bsdiff, and RAUC's block-hash-index
+  (the bytes a streaming adaptive install would fetch: new 4 KiB blocks not found in the old image)
+with encode/decode time and the decoder's peak memory.
+
+Run as root after `pycam build`: .venv/bin/python bench/delta_bench.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "delta.json"
+BOARD = "qemuarm64"
+GOALS = {"app": 0.03, "security": 0.12}
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def bundle(version: str, env: dict[str, str], delta_from: Path | None = None) -> Path:
+    cmd = [sys.executable, "-m", "pycam", "bundle", "--board", BOARD, "--version", version]
+    if delta_from:
+        cmd += ["--delta-from", str(delta_from)]
+    subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, **env})
+    return ROOT / "build" / BOARD / f"pycam-{BOARD}-{version}.raucb"
+
+
+def delta_path(version: str, base: str) -> Path:
+    return ROOT / "build" / BOARD / f"pycam-{BOARD}-{version}.delta-from-{base}.raucb"
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+    """(seconds, peak RSS in KiB) of one child process."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{cmd[0]} failed")
+    return round(time.monotonic() - start, 2), usage.ru_maxrss
+
+
+def block_hash_bytes(old: Path, new: Path) -> int:
+    def blocks(path: Path) -> list[bytes]:
+        data = path.read_bytes()
+        return [hashlib.sha256(data[i:i + 4096]).digest() for i in range(0, len(data), 4096)]
+
+    have = set(blocks(old))
+    return sum(4096 for digest in blocks(new) if digest not in have)
+
+
+def methods(old: Path, new: Path, tmp: Path) -> dict[str, object]:
+    out = tmp / "patch"
+    check = tmp / "check"
+    window = str(1 << max(24, (old.stat().st_size - 1).bit_length()))
+    candidates = {
+        "xdelta3 (chosen)": (["xdelta3", "-e", "-9", "-f", "-B", window, "-s", old, new, out],
+                             ["xdelta3", "-d", "-f", "-B", str(16 << 20), "-s", old, out, check]),
+        "zstd --patch-from -19 --long": (
+            ["zstd", "-q", "-f", "-19", "--long=28", f"--patch-from={old}", new, "-o", out],
+            ["zstd", "-q", "-d", "-f", "--long=28", f"--patch-from={old}", out, "-o", check]),
+        "bsdiff": (["bsdiff", old, new, out], ["bspatch", old, check, out]),
+    }
+    results: dict[str, object] = {}
+    for name, (encode, decode) in candidates.items():
+        enc_s, enc_kib = timed([str(c) for c in encode])
+        dec_s, dec_kib = timed([str(c) for c in decode])
+        if check.read_bytes() != new.read_bytes():
+            raise RuntimeError(f"{name} did not reproduce the new image")
+        results[name] = {"bytes": out.stat().st_size, "encode_s": enc_s, "encode_peak_MiB": round(enc_kib / 1024),
+                         "decode_s": dec_s, "decode_peak_MiB": round(dec_kib / 1024), "load_avg": load()}
+        out.unlink()
+        check.unlink()
+    results["block-hash-index (4 KiB, streaming)"] = {"bytes": block_hash_bytes(old, new)}
+    return results
+
+
+def extract(bundle_path: Path, into: Path) -> Path:
+    keyring = ROOT / "keys" / "dev" / "keyring.pem"
+    subprocess.run(["rauc", "extract", f"--keyring={keyring}", bundle_path, into], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return into / "rootfs.squashfs"
+
+
+def changed_packages(old: Path, new: Path) -> dict[str, list[str]]:
+    a = json.loads(old.with_name(old.name + ".json").read_text())["contents"]
+    b = json.loads(new.with_name(new.name + ".json").read_text())["contents"]
+    names = sorted(set(a) | set(b))
+    return {name: [a.get(name, "-"), b.get(name, "-")] for name in names if a.get(name) != b.get(name)}
+
+
+def case(name: str, old: Path, new: Path, delta: Path, tmp: Path) -> dict[str, object]:
+    full = new.stat().st_size
+    old_root = extract(old, tmp / f"{name}-old")
+    new_root = extract(new, tmp / f"{name}-new")
+    result = {
+        "full_bundle_bytes": full,
+        "delta_bundle_bytes": delta.stat().st_size,
+        "delta_ratio": round(delta.stat().st_size / full, 4),
+        "goal_ratio": GOALS[name],
+        "root_image_bytes": new_root.stat().st_size,
+        "root_methods": methods(old_root, new_root, tmp),
+    }
+    shutil.rmtree(tmp / f"{name}-old")
+    shutil.rmtree(tmp / f"{name}-new")
+    return result
+
+
+def main() -> None:
+    results: dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="pycam-delta-") as tmpdir:
+        tmp = Path(tmpdir)
+        # security: the point release's root -> today's root with the security and stable updates
+        packages = yaml.safe_load((ROOT / "rootfs" / "packages.yml").read_text())
+        packages["mirrors"] = [m for m in packages["mirrors"] if "-security" not in m and "-updates" not in m]
+        point = tmp / "packages-point-release.yml"
+        point.write_text(yaml.safe_dump(packages, sort_keys=False))
+        start = time.monotonic()
+        old = bundle("90.0.0", {"PYCAM_PACKAGES": str(point)})
+        base_s = time.monotonic() - start
+        new = bundle("90.1.0", {}, delta_from=old)
+        security = case("security", old, new, delta_path("90.1.0", "90.0.0"), tmp)
+        security["packages_changed"] = changed_packages(old, new)
+        security["point_release_build_s"] = round(base_s, 1)
+        results["security"] = security
+
+        # app: a one-line change to the camera app on top of today's root
+        app = tmp / "app"
+        shutil.copytree(ROOT / "app", app, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+        init = next(app.rglob("pycam_app/__init__.py"))
+        init.write_text(init.read_text() + f"\n# bench change {time.time_ns()}\n")
+        start = time.monotonic()
+        changed = bundle("90.1.1", {"PYCAM_APP_DIR": str(app)}, delta_from=new)
+        results["app"] = case("app", new, changed, delta_path("90.1.1", "90.1.0"), tmp)
+        results["app"]["build_with_delta_s"] = round(time.monotonic() - start, 1)
+    for version in ("90.0.0", "90.1.0", "90.1.1"):
+        for path in (ROOT / "build" / BOARD).glob(f"pycam-{BOARD}-{version}*"):
+            path.unlink()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

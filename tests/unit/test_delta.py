@@ -1,0 +1,182 @@
+"""Delta bundles: made on the host with xdelta3 and signed by the real rauc; the bundle's hook run
+against slot images in files (the same code RAUC runs on the device, where tests/target proves it)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pycam import keys
+from pycam.definition import Product, load_product
+from pycam.engine.bundle import bundle_info, make_bundle
+from pycam.engine.delta import delta_name, make_delta_bundle
+from pycam.errors import PycamError
+from tests.unit.conftest import need
+
+SLOT_SIZE = 8 << 20
+
+
+@pytest.fixture(scope="module")
+def keyset(tmp_path_factory: pytest.TempPathFactory) -> keys.KeySet:
+    return keys.init(tmp_path_factory.mktemp("keys") / "dev")
+
+
+def _images(directory: Path, seed: int, root: bytes | None = None) -> dict[str, Path]:
+    rng = random.Random(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    rootfs, kernel = directory / "rootfs.squashfs", directory / "kernel.vfat"
+    rootfs.write_bytes(root if root is not None else rng.randbytes(3 << 20))
+    kernel.write_bytes(b"kernel" * 50000)
+    return {"rootfs": rootfs, "kernel": kernel}
+
+
+def _changed(old: bytes) -> bytes:
+    """An update: a few bytes changed early (everything after moves), a new block at the end."""
+    return old[:4096] + b"new file contents" + old[4096:2 << 20] + os.urandom(64 << 10) + old[2 << 20:]
+
+
+@pytest.fixture(scope="module")
+def release(product: Product, keyset: keys.KeySet, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    need("rauc", "mksquashfs", "xdelta3")
+    tmp = tmp_path_factory.mktemp("release")
+    base = _images(tmp / "base", seed=1)
+    full = make_bundle(product, keyset, rootfs=base["rootfs"], kernel_vfat=base["kernel"], version="1.0.0",
+                       build="1.0.0+base", out=tmp / "base.raucb", work=tmp / "work")
+    new = _images(tmp / "new", seed=2, root=_changed(base["rootfs"].read_bytes()))
+    delta = make_delta_bundle(product, keyset, base_bundle=full, images=new, version="1.1.0", build="1.1.0+new",
+                              out_dir=tmp, work=tmp / "work")
+    return {"full": full, "delta": delta, **{f"base-{k}": v for k, v in base.items()},
+            **{f"new-{k}": v for k, v in new.items()}}
+
+
+def test_delta_bundle_is_signed_small_and_named_for_its_base(product: Product, keyset: keys.KeySet,
+                                                             release: dict[str, Path]) -> None:
+    delta = release["delta"]
+    assert delta.name == delta_name(product, "1.1.0", "1.0.0") == "pycam-qemuarm64-1.1.0.delta-from-1.0.0.raucb"
+    info = bundle_info(delta, keyset.keyring)
+    assert "1.1.0" in info and "install-check" in info
+    assert delta.stat().st_size < release["full"].stat().st_size / 10
+    sidecar = (delta.parent / (delta.name + ".json")).read_text()
+    assert '"base": "1.0.0"' in sidecar and '"method": "xdelta3"' in sidecar
+
+
+def test_refuses_a_base_of_another_board(keyset: keys.KeySet, release: dict[str, Path], tmp_path: Path) -> None:
+    other = load_product("raspberrypi4-64")
+    with pytest.raises(PycamError, match="is for 'pycam-qemuarm64'"):
+        make_delta_bundle(other, keyset, base_bundle=release["full"], images={}, version="2.0.0", build="x",
+                          out_dir=tmp_path, work=tmp_path / "work")
+
+
+def test_refuses_the_same_version_a_delta_base_and_a_missing_file(product: Product, keyset: keys.KeySet,
+                                                                  release: dict[str, Path], tmp_path: Path) -> None:
+    args = {"images": {}, "build": "x", "out_dir": tmp_path, "work": tmp_path / "work"}
+    with pytest.raises(PycamError, match=r"same version 1\.0\.0"):
+        make_delta_bundle(product, keyset, base_bundle=release["full"], version="1.0.0", **args)
+    with pytest.raises(PycamError, match="is itself a delta bundle"):
+        make_delta_bundle(product, keyset, base_bundle=release["delta"], version="1.2.0", **args)
+    with pytest.raises(PycamError, match="no bundle at"):
+        make_delta_bundle(product, keyset, base_bundle=tmp_path / "nope.raucb", version="1.2.0", **args)
+
+
+def test_refuses_a_base_signed_by_someone_else(product: Product, release: dict[str, Path], tmp_path: Path) -> None:
+    stranger = keys.init(tmp_path / "stranger")
+    with pytest.raises(PycamError, match="rauc extract"):
+        make_delta_bundle(product, stranger, base_bundle=release["full"], images={}, version="1.2.0", build="x",
+                          out_dir=tmp_path, work=tmp_path / "work")
+
+
+class Device:
+    """Two slot pairs in files, a system.conf naming them and a kernel command line, as RAUC's hook sees them."""
+
+    def __init__(self, tmp: Path, release: dict[str, Path], keyset: keys.KeySet) -> None:
+        self.bundle = tmp / "bundle"
+        subprocess.run(["rauc", "extract", f"--keyring={keyset.keyring}", release["delta"], self.bundle],
+                       check=True, capture_output=True)
+        self.slots = {}
+        for name, content in (("rootfs.0", release["base-rootfs"].read_bytes()), ("rootfs.1", b""),
+                              ("kernel.0", release["base-kernel"].read_bytes()), ("kernel.1", b"")):
+            path = tmp / name
+            path.write_bytes(content + b"\xff" * (SLOT_SIZE - len(content)))  # an old image's tail follows
+            self.slots[name] = path
+        self.conf = tmp / "system.conf"
+        self.conf.write_text("[system]\ncompatible=pycam-qemuarm64\nbootloader=uboot\n\n" + "".join(
+            f"[slot.rootfs.{i}]\ndevice={self.slots[f'rootfs.{i}']}\ntype=raw\nbootname={b}\n\n"
+            f"[slot.kernel.{i}]\ndevice={self.slots[f'kernel.{i}']}\ntype=raw\nparent=rootfs.{i}\n\n"
+            for i, b in enumerate("AB")))
+        self.cmdline = tmp / "cmdline"
+        self.boot("A")
+
+    def boot(self, slot: str) -> None:
+        self.cmdline.write_text(f"console=ttyAMA0 root=/dev/vda4 rauc.slot={slot}\n")
+
+    def hook(self, action: str, **env: str) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "RAUC_SYSTEM_CONFIG": str(self.conf), "PYCAM_CMDLINE": str(self.cmdline),
+                    "RAUC_SYSTEM_COMPATIBLE": "pycam-qemuarm64", "RAUC_MF_COMPATIBLE": "pycam-qemuarm64", **env}
+        return subprocess.run([str(self.bundle / "delta-install"), action], env=full_env, capture_output=True,
+                              text=True)
+
+    def install(self, cls: str, target: str) -> subprocess.CompletedProcess[str]:
+        return self.hook("slot-install", RAUC_SLOT_CLASS=cls, RAUC_SLOT_DEVICE=str(self.slots[target]))
+
+
+@pytest.fixture
+def device(tmp_path: Path, release: dict[str, Path], keyset: keys.KeySet) -> Device:
+    need("losetup")
+    return Device(tmp_path, release, keyset)
+
+
+def test_hook_rebuilds_both_images_from_the_running_slots(device: Device, release: dict[str, Path]) -> None:
+    check = device.hook("install-check")
+    assert check.returncode == 0, check.stderr
+    for cls in ("rootfs", "kernel"):
+        done = device.install(cls, f"{cls}.1")
+        assert done.returncode == 0, done.stderr
+        assert "sha256 verified" in done.stdout
+        new = release[f"new-{cls}"].read_bytes()
+        assert device.slots[f"{cls}.1"].read_bytes()[:len(new)] == new
+    # the running slots were only read
+    assert device.slots["rootfs.0"].read_bytes()[:16] == release["base-rootfs"].read_bytes()[:16]
+
+
+def test_hook_refuses_a_device_not_running_the_base(device: Device) -> None:
+    device.boot("B")  # slot B holds no image at all
+    check = device.hook("install-check")
+    assert check.returncode >= 10  # RAUC's install-check rejection
+    assert "delta base mismatch" in check.stderr.strip().splitlines()[-1]
+    assert "install the full bundle" in check.stderr
+
+
+def test_hook_checks_the_compatible(device: Device) -> None:
+    check = device.hook("install-check", RAUC_MF_COMPATIBLE="pycam-raspberrypi4-64")
+    assert check.returncode >= 10 and "wrong compatible" in check.stderr
+
+
+def test_a_corrupt_patch_fails_the_slot_and_never_writes_the_running_one(device: Device) -> None:
+    patch = device.bundle / "rootfs.xdelta"
+    data = bytearray(patch.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    patch.write_bytes(bytes(data))
+    before = device.slots["rootfs.0"].read_bytes()
+    failed = device.install("rootfs", "rootfs.1")
+    assert failed.returncode != 0 and 0 < failed.returncode < 10
+    assert device.slots["rootfs.0"].read_bytes() == before
+
+
+def test_a_wrong_result_is_caught_by_the_hash(device: Device) -> None:
+    """If the running slot changed after install-check, the result is refused, never activated."""
+    raw = bytearray(device.slots["rootfs.0"].read_bytes())
+    raw[100] ^= 0xFF  # the running slot's data is not what the delta was made from
+    device.slots["rootfs.0"].write_bytes(bytes(raw))
+    failed = device.install("rootfs", "rootfs.1")
+    assert failed.returncode == 1
+    # xdelta3's window checksums or, past them, the whole image's sha256
+    assert "xdelta3 failed" in failed.stderr or "expected" in failed.stderr
+
+
+def test_hook_refuses_to_patch_the_running_slot_onto_itself(device: Device) -> None:
+    failed = device.install("rootfs", "rootfs.0")
+    assert failed.returncode == 1 and "onto itself" in failed.stderr
