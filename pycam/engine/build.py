@@ -11,9 +11,12 @@ is written last and lists every output with its size and sha256.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,10 +104,28 @@ def check_host(product: Product) -> None:
     hosttools.require_space(build_dir())
 
 
+@contextmanager
+def exclusive(directory: Path) -> Iterator[None]:
+    """One build at a time per build directory: a build prunes the cache entries it did not use."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another pycam build is using %s: waiting for it to finish", directory)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def build(product: Product, keys: KeySet, opts: BuildOptions) -> Outputs:
     started = time.monotonic()
     check_board(product)
     check_host(product)
+    with exclusive(build_dir()):
+        return _build_locked(product, keys, opts, started)
+
+
+def _build_locked(product: Product, keys: KeySet, opts: BuildOptions, started: float) -> Outputs:
     for warning in check_signing_cert(keys.require(), opts.release):
         log.warning("%s", warning)
     version = opts.version or product.ota.version

@@ -42,3 +42,33 @@ def wait_unit_done(shell: Any, unit: str, timeout: float) -> str:
             return state.strip()
         time.sleep(3)
     raise TimeoutError(f"{unit} still not finished after {timeout:.0f} s")
+
+
+# Runs on the device (python3 there): one call of the camera app's API with the device's own
+# credentials (the first-boot password in /data/app, or what the factory provisioned).
+_API_CLIENT = r'''
+import base64, json, os, ssl, sys, urllib.request
+method, path, body = sys.argv[1], sys.argv[2], (sys.argv[3] if len(sys.argv) > 3 else None)
+password = open(os.environ.get("PW", "/data/app/initial-password")).read().strip()
+auth = base64.b64encode(f"admin:{password}".encode()).decode()
+request = urllib.request.Request(f"{os.environ.get('BASE', 'http://127.0.0.1:8080')}{path}", method=method,
+                                 data=body.encode() if body else None,
+                                 headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+with urllib.request.urlopen(request, timeout=60, context=ssl._create_unverified_context()) as response:
+    sys.stdout.buffer.write(response.read())
+'''
+
+
+def app_api(shell: Any, method: str, path: str, body: Any = None, timeout: float = 90) -> Any:
+    """Call the camera app's HTTP API on the device; JSON answers are decoded."""
+    import base64
+    import shlex
+
+    script = base64.b64encode(_API_CLIENT.encode()).decode()
+    args = [method, path] + ([json.dumps(body)] if body is not None else [])
+    out = sh(shell, f"echo {script} | base64 -d > /tmp/api.py && python3 /tmp/api.py {shlex.join(args)}",
+             timeout=timeout)
+    try:
+        return json.loads(out)
+    except ValueError:
+        return out

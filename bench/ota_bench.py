@@ -1,0 +1,110 @@
+"""OTA install speed on the device, written to bench/results/ota.json.
+
+In one QEMU VM (labgrid, the image `pycam build` made), alternating, `--rounds` times:
+  full    `rauc install` of a full bundle from /data (signature, verity, both slot images written)
+  raw     the same two images copied with dd (conv=fsync) into the same inactive slots: the floor
+  delta   `rauc install` of the delta bundle (base check, xdelta3 against the active slot, sha256)
+plus the download of each bundle over QEMU's user network. Goal: full install <= 1.3 x raw copy.
+
+Run as root after `pycam build`: .venv/bin/python bench/ota_bench.py [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pycam.definition import load_product  # noqa: E402
+from pycam.engine.build import outputs  # noqa: E402
+from pycam.engine.delta import delta_name  # noqa: E402
+from pycam.qemu import labgrid_env  # noqa: E402
+from tests.target.device import sh, wait_unit_done  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "ota.json"
+VERSION = "91.0.0"
+
+
+def timed(shell, command: str, timeout: float = 1800) -> float:
+    start = time.monotonic()
+    sh(shell, command, timeout=timeout)
+    return round(time.monotonic() - start, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    from labgrid import Environment
+
+    from tests.target import strategy  # noqa: F401 - registers the strategy
+
+    product = load_product("qemuarm64")
+    base = outputs(product, product.ota.version)
+    subprocess.run([sys.executable, "-m", "pycam", "bundle", "--version", VERSION, "--delta-from", str(base.bundle)],
+                   check=True, cwd=ROOT)
+    full = outputs(product, VERSION).bundle
+    delta = full.with_name(delta_name(product, VERSION, product.ota.version))
+    results: dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
+                                  "full_bundle_bytes": full.stat().st_size, "delta_bundle_bytes": delta.stat().st_size}
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1", "-d", str(full.parent)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().split("port ")[1].split()[0]
+        with tempfile.TemporaryDirectory() as tmp:
+            disk = Path(tmp) / "disk.img"
+            subprocess.run(["cp", "--sparse=always", str(base.disk), str(disk)], check=True)
+            config = Path(tmp) / "env.yaml"
+            config.write_text(yaml.safe_dump(labgrid_env(product, disk), sort_keys=False))
+            env = Environment(str(config))
+            dut = env.get_target("main").get_driver("Strategy")
+            dut.transition("shell")
+            shell = dut.shell
+            wait_unit_done(shell, "pycam-health-gate.service", timeout=600)
+            url = f"http://10.0.2.2:{port}"
+            results["download_full_s"] = timed(shell, f"python3 -c \"import urllib.request as u; "
+                                                      f"u.urlretrieve('{url}/{full.name}', '/data/full.raucb')\"")
+            results["download_delta_s"] = timed(shell, f"python3 -c \"import urllib.request as u; "
+                                                       f"u.urlretrieve('{url}/{delta.name}', '/data/delta.raucb')\"")
+            sh(shell, "rm -rf /data/images && rauc extract /data/full.raucb /data/images", timeout=900)
+            slots = json.loads(sh(shell, "rauc status --detailed --output-format=json"))
+            named = {name: info for entry in slots["slots"] for name, info in entry.items()}
+            root = next(n for n, i in named.items() if i["class"] == "rootfs" and i.get("bootname") != slots["booted"])
+            # kernel.N is the child of rootfs.N (pycam/generate/rauc.py)
+            inactive = {"rootfs": named[root]["device"], "kernel": named[root.replace("rootfs", "kernel")]["device"]}
+            rounds = []
+            for _ in range(args.rounds):
+                r = {"full_install_s": timed(shell, "rauc install /data/full.raucb")}
+                r["raw_copy_s"] = timed(shell, f"dd if=/data/images/rootfs.squashfs of={inactive['rootfs']} bs=1M "
+                                               f"conv=fsync status=none && dd if=/data/images/kernel.vfat "
+                                               f"of={inactive['kernel']} bs=1M conv=fsync status=none")
+                r["delta_install_s"] = timed(shell, "rauc install /data/delta.raucb")
+                r["full_over_raw"] = round(r["full_install_s"] / r["raw_copy_s"], 2)
+                r["load_avg"] = round(os.getloadavg()[0], 2)
+                rounds.append(r)
+            results["rounds"] = rounds
+            results["full_over_raw_best"] = min(r["full_over_raw"] for r in rounds)
+            results["goal_full_over_raw"] = 1.3
+            dut.transition("off")
+            env.cleanup()
+    finally:
+        server.terminate()
+        for path in full.parent.glob(f"*-{VERSION}*"):
+            path.unlink()
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
