@@ -1,0 +1,212 @@
+"""Key lifecycle against the real rauc: rotation keeps old keyrings working, revocation reaches
+devices through the keyring's CRL (RAUC check-crl, with the device's own generated system.conf),
+expired certificates are refused, and the build's checks refuse what devices would refuse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pycam import ROOT, keys
+from pycam.cli import main
+from pycam.engine.bundle import make_bundle
+from pycam.errors import PycamError
+from pycam.generate.rauc import system_conf
+from pycam.keys import pki
+from tests.bundles import Signer, craft
+from tests.unit.conftest import need
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def sign(product, keyset: keys.KeySet, tmp_path: Path, name: str) -> Path:
+    """A verity bundle signed by keyset's current signing pair, with make_bundle (what `pycam bundle` runs)."""
+    need("rauc", "mksquashfs")
+    work = tmp_path / name
+    work.mkdir()
+    rootfs, kernel = work / "rootfs.squashfs", work / "kernel.vfat"
+    rootfs.write_bytes(os.urandom(65536))
+    kernel.write_bytes(os.urandom(65536))
+    return make_bundle(product, keyset, rootfs=rootfs, kernel_vfat=kernel, version="1.0.0", build=name,
+                       out=tmp_path / f"{name}.raucb", work=work)
+
+
+def device_verify(product, bundle: Path, keyring: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`rauc info` with the device's system.conf (check-crl, signing time) and a given keyring."""
+    conf = tmp_path / "system.conf"
+    conf.write_text(system_conf(product))
+    return subprocess.run(["rauc", f"--conf={conf}", f"--keyring={keyring}", "info", str(bundle)],
+                          capture_output=True, text=True)
+
+
+def snapshot(path: Path, to: Path) -> Path:
+    shutil.copy2(path, to)
+    return to
+
+
+@pytest.fixture
+def keyset(tmp_path: Path) -> keys.KeySet:
+    return keys.init(tmp_path / "pki")
+
+
+def test_device_config_checks_crls() -> None:
+    from pycam.definition import load_product
+
+    text = system_conf(load_product("qemuarm64"))
+    assert "check-crl=true" in text and "use-bundle-signing-time=true" in text
+
+
+def test_init_writes_an_empty_crl_into_the_keyring(keyset: keys.KeySet) -> None:
+    from pycam.keys.checks import keyring_contents
+
+    cas, crls = keyring_contents(keyset.keyring)
+    assert [c.subject for c in cas] == [x509.load_pem_x509_certificate(keyset.ca_cert.read_bytes()).subject]
+    assert len(crls) == 1 and len(crls[0]) == 0
+    # a device refuses everything once its CRL lapses: it must last as long as the CA
+    assert crls[0].next_update_utc == cas[0].not_valid_after_utc
+
+
+def test_rotation_old_keyring_accepts_the_new_certificate(product, keyset: keys.KeySet, tmp_path: Path) -> None:
+    old_keyring = snapshot(keyset.keyring, tmp_path / "field-keyring.pem")
+    old_bundle = sign(product, keyset, tmp_path, "old")
+    old, new = keys.rotate(keyset)
+    assert old is not None and old.serial_number != new.serial_number
+    assert new.public_key() != old.public_key()
+    new_bundle = sign(product, keyset, tmp_path, "new")
+    # a device in the field (keyring from before the rotation) takes the new signer's bundle
+    assert device_verify(product, new_bundle, old_keyring, tmp_path).returncode == 0
+    # the next image's keyring still accepts both signers until one is revoked
+    assert device_verify(product, new_bundle, keyset.keyring, tmp_path).returncode == 0
+    assert device_verify(product, old_bundle, keyset.keyring, tmp_path).returncode == 0
+    assert keys.check_signing_cert(keyset, release=False) == []
+
+
+def test_revoked_certificate_is_refused_by_a_keyring_with_the_crl(product, keyset: keys.KeySet,
+                                                                  tmp_path: Path) -> None:
+    old_bundle = sign(product, keyset, tmp_path, "old")
+    before = snapshot(keyset.keyring, tmp_path / "before.pem")
+    old, _ = keys.rotate(keyset)
+    assert old is not None
+    keys.revoke(keyset, old.serial_number, reason="keyCompromise")
+    new_bundle = sign(product, keyset, tmp_path, "new")
+    refused = device_verify(product, old_bundle, keyset.keyring, tmp_path)
+    assert refused.returncode != 0 and "certificate revoked" in refused.stderr + refused.stdout
+    assert device_verify(product, new_bundle, keyset.keyring, tmp_path).returncode == 0
+    # revocation travels with the keyring: a device still holding the earlier one does not know yet
+    assert device_verify(product, old_bundle, before, tmp_path).returncode == 0
+
+
+def test_expired_certificate_is_refused_by_rauc(product, keyset: keys.KeySet, tmp_path: Path) -> None:
+    keys.rotate(keyset, not_before=NOW - dt.timedelta(days=10), days=9)
+    with pytest.raises(PycamError, match="expired on"):
+        keys.check_signing_cert(keyset, release=False)
+    with pytest.raises(PycamError, match="certificate has expired"):  # rauc bundle checks it too
+        sign(product, keyset, tmp_path, "expired")
+    bundle = craft(product, Signer(keyset.cert, keyset.key), tmp_path / "expired.raucb", version="1.0.0",
+                   payload=65536)
+    refused = device_verify(product, bundle, keyset.keyring, tmp_path)
+    assert refused.returncode != 0 and "certificate has expired" in refused.stderr + refused.stdout
+
+
+def test_build_refuses_a_revoked_signing_certificate(keyset: keys.KeySet) -> None:
+    current = pki.load_cert(keyset.cert)
+    keys.revoke(keyset, current.serial_number)
+    with pytest.raises(PycamError, match="is revoked") as err:
+        keys.check_signing_cert(keyset, release=False)
+    assert "pycam keys rotate" in err.value.hint
+    keys.rotate(keyset)
+    assert keys.check_signing_cert(keyset, release=False) == []
+
+
+def test_build_refuses_a_keyring_without_crl(keyset: keys.KeySet) -> None:
+    keyset.crl.unlink()
+    pki.write_keyring(keyset)
+    with pytest.raises(PycamError, match="has no CRL") as err:
+        keys.check_signing_cert(keyset, release=False)
+    assert "init --if-missing" in err.value.hint
+    assert keys.upgrade(keyset) is True  # what `pycam keys init --if-missing` runs on an old directory
+    assert keys.check_signing_cert(keyset, release=False) == []
+    assert keys.upgrade(keyset) is False
+
+
+def test_build_refuses_a_certificate_from_another_ca(keyset: keys.KeySet, tmp_path: Path) -> None:
+    other = keys.init(tmp_path / "other")
+    shutil.copy2(other.cert_file, keyset.cert_file)
+    with pytest.raises(PycamError, match="not issued by a CA in"):
+        keys.check_signing_cert(keyset, release=False)
+
+
+def test_warnings_before_ca_and_crl_lapse(keyset: keys.KeySet) -> None:
+    ca = x509.load_pem_x509_certificate(keyset.ca_cert.read_bytes())
+    # signing certificates end before the CA does; look at a time when only the CA and CRL are near their end
+    keys.rotate(keyset, not_before=ca.not_valid_after_utc - dt.timedelta(days=200), days=365)
+    near_ca_end = ca.not_valid_after_utc - dt.timedelta(days=100)
+    warnings = keys.check_signing_cert(keyset, release=False, now=near_ca_end)
+    assert any("the CA" in w and "expires on" in w for w in warnings)
+    assert not any("CRL" in w for w in warnings)
+    near_crl_end = ca.not_valid_after_utc - dt.timedelta(days=10)
+    warnings = keys.check_signing_cert(keyset, release=False, now=near_crl_end)
+    assert any("the CRL" in w and "lapses on" in w for w in warnings)
+    assert any("signing certificate" in w for w in warnings)  # it ends with the CA
+    with pytest.raises(PycamError, match=r"lapsed|expired"):
+        keys.check_signing_cert(keyset, release=False, now=ca.not_valid_after_utc + dt.timedelta(days=1))
+
+
+def test_revoke_refuses_what_it_cannot_revoke(keyset: keys.KeySet, tmp_path: Path) -> None:
+    with pytest.raises(PycamError, match="no record of issuing"):
+        keys.revoke(keyset, 0x1234)
+    with pytest.raises(PycamError, match="unknown revocation reason"):
+        keys.revoke(keyset, pki.load_cert(keyset.cert).serial_number, reason="bored")
+    other = keys.init(tmp_path / "other")
+    with pytest.raises(PycamError, match="was not issued by the CA"):
+        pki.resolve_serial(keyset, str(other.cert_file))
+    with pytest.raises(PycamError, match="neither a certificate file nor a hex serial"):
+        pki.resolve_serial(keyset, "not-a-serial")
+    serial = pki.load_cert(keyset.cert).serial_number
+    keys.revoke(keyset, serial)
+    with pytest.raises(PycamError, match="already revoked"):
+        keys.revoke(keyset, serial)
+
+
+def test_revoke_a_certificate_file_issued_elsewhere(keyset: keys.KeySet, tmp_path: Path) -> None:
+    """A certificate the CA signed on another machine (not in issued/) can be revoked by its file."""
+    ca_cert, ca_key = pki.load_ca(keyset)
+    stray = pki.issue_signing_cert(ca_cert, ca_key, ec.generate_private_key(ec.SECP256R1()).public_key(),
+                                   NOW, NOW + dt.timedelta(days=1))
+    path = tmp_path / "stray.cert.pem"
+    path.write_bytes(stray.public_bytes(pki.PEM))
+    crl = keys.revoke(keyset, pki.resolve_serial(keyset, str(path)))
+    assert crl.get_revoked_certificate_by_serial_number(stray.serial_number) is not None
+
+
+def test_cli_rotate_revoke_status(keyset: keys.KeySet, capsys: pytest.CaptureFixture[str]) -> None:
+    first = pki.load_cert(keyset.cert).serial_number
+    assert main(["keys", "rotate", "--dir", str(keyset.directory)]) == 0
+    assert main(["keys", "revoke", "--dir", str(keyset.directory), f"{first:x}"]) == 0
+    assert main(["keys", "revoke", "--dir", str(keyset.directory), f"{first:x}"]) == 1
+    assert main(["keys", "revoke", "--dir", str(keyset.directory), "--refresh"]) == 0
+    capsys.readouterr()
+    assert main(["keys", "status", "--dir", str(keyset.directory)]) == 0
+    out = capsys.readouterr().out
+    assert f"serial {first:x}" in out and "revoked" in out
+    assert "CRL #3  1 revoked" in out  # init #1, revoke #2, refresh #3
+    assert out.count("* signing") == 1
+
+
+def test_no_private_key_is_tracked_by_git() -> None:
+    need("git")
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    marker = "PRIVATE" + " KEY-----"  # split so that this file does not match itself
+    found = subprocess.run(["git", "-C", str(ROOT), "grep", "-l", "-e", marker], capture_output=True, text=True)
+    assert found.stdout == "", f"private keys in git: {found.stdout}"
+    ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "keys/dev/signing.key.pem",
+                              "keys/dev/ca.key.pem", "anywhere/x.key.pem"], capture_output=True, text=True)
+    assert len(ignored.stdout.split()) == 3
