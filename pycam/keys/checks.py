@@ -99,8 +99,9 @@ def status(keys: KeySet, now: dt.datetime | None = None) -> list[str]:
     now = now or dt.datetime.now(dt.UTC)
     lines = [f"key directory {keys.directory}"]
     cas, crls = keyring_contents(keys.keyring) if keys.keyring.exists() else ([], [])
-    for ca in cas:
-        lines.append(f"  trusted CA  {ca.subject.rfc4514_string()}  serial {ca.serial_number:x}  "
+    for index, ca in enumerate(cas):
+        role = "current CA " if index == 0 else "previous CA"  # write_keyring puts the current one first
+        lines.append(f"  {role} {ca.subject.rfc4514_string()}  serial {ca.serial_number:x}  "
                      f"until {ca.not_valid_after_utc:%Y-%m-%d}")
     for crl in crls:
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number

@@ -18,6 +18,13 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     from pycam.keys import pki
 
     keys = _keyset(args)
+    if args.ca:
+        old_ca, new_ca = pki.rotate_ca(keys)
+        log.info("new CA %x; the keyring now trusts it and the previous CA %x. Bundles are still signed by "
+                 "the previous CA's certificate, so every device keeps updating. Once the fleet runs an "
+                 "image with this keyring: pycam keys rotate (sign with the new CA), later pycam keys "
+                 "retire-ca %x", new_ca.serial_number, old_ca.serial_number, old_ca.serial_number)
+        return 0
     old, new = pki.rotate(keys, key_uri=args.key, days=args.days)
     log.info("new signing certificate %x (until %s)%s; the keyring is unchanged, so devices keep accepting "
              "bundles signed by it", new.serial_number, f"{new.not_valid_after_utc:%Y-%m-%d}",
@@ -52,6 +59,16 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retire_ca(args: argparse.Namespace) -> int:
+    from pycam.keys import pki
+
+    keys = _keyset(args)
+    moved = pki.retire_ca(keys, pki.parse_serial(args.serial))
+    log.info("CA %s is no longer in %s (its files are in %s); devices stop trusting it with the next image",
+             args.serial, keys.keyring, moved)
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from pycam.keys import checks
 
@@ -75,6 +92,8 @@ def register(ksub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     r = with_dir(ksub.add_parser("rotate", help="issue a new signing certificate; the keyring keeps trusting both"))
     r.add_argument("--key", metavar="PKCS11_URI", help="certify the key a PKCS#11 token holds instead of a new file")
     r.add_argument("--days", type=int, default=SIGNING_DAYS, help=f"validity (default {SIGNING_DAYS})")
+    r.add_argument("--ca", action="store_true",
+                   help="replace the CA instead: the keyring trusts old and new until retire-ca")
     r.set_defaults(func=cmd_rotate)
 
     v = with_dir(ksub.add_parser("revoke", help="put a signing certificate on the CRL devices check"))
@@ -82,6 +101,10 @@ def register(ksub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     v.add_argument("--reason", default="superseded", choices=sorted(REASONS))
     v.add_argument("--refresh", action="store_true", help="re-sign the CRL without adding an entry")
     v.set_defaults(func=cmd_revoke)
+
+    c = with_dir(ksub.add_parser("retire-ca", help="stop trusting a CA replaced by rotate --ca"))
+    c.add_argument("serial", help="the previous CA's hex serial (pycam keys status)")
+    c.set_defaults(func=cmd_retire_ca)
 
     for command in ("status", "list"):
         s = with_dir(ksub.add_parser(command, help="CA, signing certificates, CRL and warnings"))

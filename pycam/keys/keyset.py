@@ -4,8 +4,10 @@
   signing.cert.pem                    the current bundle signing certificate, issued by the CA
   signing.key.pem | signing.key.uri   its private key: a PEM file, or a file holding a pkcs11: URI
   crl.pem                             the CA's certificate revocation list (RAUC check-crl)
-  issued/<serial>.cert.pem            every signing certificate the CA issued (rotate keeps the old ones)
-  keyring.pem                         CA certificate + CRL: what the image installs as /etc/rauc/keyring.pem
+  issued/<serial>.cert.pem            every signing certificate the CAs issued (rotate keeps the old ones)
+  previous-ca/<serial>/               a CA replaced by `rotate --ca`, still trusted: ca.cert.pem, ca.key.pem, crl.pem
+  retired-ca/<serial>/                a previous CA no longer trusted (`retire-ca`)
+  keyring.pem                         every trusted CA certificate + its CRL: the image's /etc/rauc/keyring.pem
 
 $PYCAM_SIGNING_KEY / $PYCAM_SIGNING_CERT (a path or a pkcs11: URI) override the signing pair.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography import x509
 
 from pycam import ROOT
 from pycam.errors import PycamError
@@ -29,6 +33,25 @@ def keys_dir() -> Path:
 
 def is_uri(ref: Path | str) -> bool:
     return isinstance(ref, str) and ref.startswith(PKCS11_SCHEME)
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A CA's files: the current one at the top of the key directory, earlier ones in previous-ca/."""
+
+    directory: Path
+
+    @property
+    def cert(self) -> Path:
+        return self.directory / "ca.cert.pem"
+
+    @property
+    def key(self) -> Path:
+        return self.directory / "ca.key.pem"
+
+    @property
+    def crl(self) -> Path:
+        return self.directory / "crl.pem"
 
 
 @dataclass(frozen=True)
@@ -66,6 +89,21 @@ class KeySet:
     @property
     def keyring(self) -> Path:
         return self.directory / "keyring.pem"
+
+    @property
+    def previous_ca(self) -> Path:
+        return self.directory / "previous-ca"
+
+    @property
+    def retired_ca(self) -> Path:
+        return self.directory / "retired-ca"
+
+    def authorities(self) -> list[Authority]:
+        """Every CA the keyring trusts: the current one first, then earlier ones, oldest last."""
+        previous = [Authority(p) for p in self.previous_ca.iterdir()] if self.previous_ca.exists() else []
+        previous.sort(key=lambda a: x509.load_pem_x509_certificate(a.cert.read_bytes()).not_valid_before_utc,
+                      reverse=True)
+        return [Authority(self.directory), *previous]
 
     @property
     def cert(self) -> Path | str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from pathlib import Path
 
 from cryptography import x509
@@ -22,7 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pycam.errors import PycamError
 from pycam.keys import pkcs11
-from pycam.keys.keyset import KeySet, is_uri
+from pycam.keys.keyset import Authority, KeySet, is_uri
 
 CA_DAYS = 3650
 SIGNING_DAYS = 730
@@ -104,21 +105,27 @@ def load_cert(ref: Path | str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(Path(ref).read_bytes())
 
 
-def load_ca(keys: KeySet) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    if not keys.ca_key.exists():
-        raise PycamError(f"the CA's private key {keys.ca_key} is not here",
+def load_authority(ca: Authority) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    if not ca.key.exists():
+        raise PycamError(f"the CA's private key {ca.key} is not here",
                          "run this where the CA key is kept (offline for a release PKI), or pycam keys init")
-    key = serialization.load_pem_private_key(keys.ca_key.read_bytes(), password=None)
+    key = serialization.load_pem_private_key(ca.key.read_bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return x509.load_pem_x509_certificate(keys.ca_cert.read_bytes()), key
+    return x509.load_pem_x509_certificate(ca.cert.read_bytes()), key
 
 
-def load_crl(keys: KeySet) -> x509.CertificateRevocationList | None:
-    return x509.load_pem_x509_crl(keys.crl.read_bytes()) if keys.crl.exists() else None
+def load_ca(keys: KeySet) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The current CA (the one new signing certificates come from)."""
+    return load_authority(Authority(keys.directory))
+
+
+def load_crl(ca: Authority | KeySet) -> x509.CertificateRevocationList | None:
+    return x509.load_pem_x509_crl(ca.crl.read_bytes()) if ca.crl.exists() else None
 
 
 def write_crl(keys: KeySet, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
-              revoked: list[x509.RevokedCertificate], number: int) -> x509.CertificateRevocationList:
+              revoked: list[x509.RevokedCertificate], number: int,
+              ca: Authority | None = None) -> x509.CertificateRevocationList:
     """nextUpdate is the CA's own end: with check-crl a device refuses every bundle signed after its
     keyring's CRL lapsed, and a device that missed updates must still be able to take the next one."""
     builder = (
@@ -132,17 +139,29 @@ def write_crl(keys: KeySet, ca_cert: x509.Certificate, ca_key: ec.EllipticCurveP
     for entry in revoked:
         builder = builder.add_revoked_certificate(entry)
     crl = builder.sign(ca_key, hashes.SHA256())
-    write_public(keys.crl, crl.public_bytes(PEM))
+    write_public((ca or Authority(keys.directory)).crl, crl.public_bytes(PEM))
     write_keyring(keys)
     return crl
 
 
 def write_keyring(keys: KeySet) -> None:
-    """CA certificate, then its CRL: RAUC loads both from the one keyring file."""
-    parts = [keys.ca_cert.read_bytes()]
-    if keys.crl.exists():
-        parts.append(keys.crl.read_bytes())
+    """Each trusted CA's certificate, then its CRL: RAUC loads them all from the one keyring file."""
+    parts = []
+    for ca in keys.authorities():
+        parts.append(ca.cert.read_bytes())
+        if ca.crl.exists():
+            parts.append(ca.crl.read_bytes())
     write_public(keys.keyring, b"".join(parts))
+
+
+def issuer_of(keys: KeySet, cert: x509.Certificate) -> Authority | None:
+    for ca in keys.authorities():
+        try:
+            cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca.cert.read_bytes()))
+            return ca
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+    return None
 
 
 def record_issued(keys: KeySet, cert: x509.Certificate) -> Path:
@@ -169,9 +188,8 @@ def init(directory: Path, force: bool = False) -> KeySet:
     keys.key_uri_file.unlink(missing_ok=True)
     write_public(keys.ca_cert, ca_cert.public_bytes(PEM))
     write_public(keys.cert_file, sign_cert.public_bytes(PEM))
-    if keys.issued.exists():
-        for old in keys.issued.glob("*.cert.pem"):
-            old.unlink()
+    for old in (keys.issued, keys.previous_ca, keys.retired_ca):
+        shutil.rmtree(old, ignore_errors=True)
     record_issued(keys, sign_cert)
     write_crl(keys, ca_cert, ca_key, [], number=1)
     return keys
@@ -218,33 +236,40 @@ def resolve_serial(keys: KeySet, target: str) -> int:
     path = Path(target)
     if path.is_file():
         cert = x509.load_pem_x509_certificate(path.read_bytes())
-        ca_cert = x509.load_pem_x509_certificate(keys.ca_cert.read_bytes())
-        try:
-            cert.verify_directly_issued_by(ca_cert)
-        except (ValueError, TypeError, InvalidSignature):
+        if issuer_of(keys, cert) is None:
             raise PycamError(f"{path} was not issued by the CA in {keys.directory}",
-                             "a CRL can only revoke its own CA's certificates") from None
+                             "a CRL can only revoke its own CA's certificates")
         record_issued(keys, cert)  # issued elsewhere (a test, another machine): the CA knows it now
         return cert.serial_number
+    return parse_serial(target)
+
+
+def parse_serial(text: str) -> int:
     try:
-        return int(target.removeprefix("0x").replace(":", ""), 16)
+        return int(text.removeprefix("0x").replace(":", ""), 16)
     except ValueError:
-        raise PycamError(f"{target!r} is neither a certificate file nor a hex serial number",
+        raise PycamError(f"{text!r} is neither a certificate file nor a hex serial number",
                          "list the serials with: pycam keys status") from None
 
 
 def revoke(keys: KeySet, serial: int, reason: str = "superseded",
            when: dt.datetime | None = None) -> x509.CertificateRevocationList:
+    """Add the certificate to the CRL of the CA that issued it (the current or a previous one)."""
     if reason not in REASONS:
         raise PycamError(f"unknown revocation reason {reason!r}", f"use one of: {', '.join(sorted(REASONS))}")
-    ca_cert, ca_key = load_ca(keys)
-    crl = load_crl(keys)
+    record = keys.issued / f"{serial:x}.cert.pem"
+    if not record.exists():
+        raise PycamError(f"the CA in {keys.directory} has no record of issuing certificate {serial:x}",
+                         "pass the certificate file, or a serial from: pycam keys status")
+    ca = issuer_of(keys, x509.load_pem_x509_certificate(record.read_bytes()))
+    if ca is None:
+        raise PycamError(f"certificate {serial:x} was issued by a CA the keyring no longer trusts",
+                         "devices refuse it already; nothing to revoke")
+    ca_cert, ca_key = load_authority(ca)
+    crl = load_crl(ca)
     entries = list(crl) if crl is not None else []
     if any(e.serial_number == serial for e in entries):
         raise PycamError(f"certificate {serial:x} is already revoked", "pycam keys status lists the CRL")
-    if not (keys.issued / f"{serial:x}.cert.pem").exists():
-        raise PycamError(f"the CA in {keys.directory} has no record of issuing certificate {serial:x}",
-                         "pass the certificate file, or a serial from: pycam keys status")
     entry = (
         x509.RevokedCertificateBuilder()
         .serial_number(serial)
@@ -252,8 +277,7 @@ def revoke(keys: KeySet, serial: int, reason: str = "superseded",
         .add_extension(x509.CRLReason(REASONS[reason]), critical=False)
         .build()
     )
-    number = _crl_number(crl) + 1
-    return write_crl(keys, ca_cert, ca_key, [*entries, entry], number)
+    return write_crl(keys, ca_cert, ca_key, [*entries, entry], _crl_number(crl) + 1, ca)
 
 
 def _crl_number(crl: x509.CertificateRevocationList | None) -> int:
@@ -266,7 +290,56 @@ def _crl_number(crl: x509.CertificateRevocationList | None) -> int:
 
 
 def refresh_crl(keys: KeySet) -> x509.CertificateRevocationList:
-    """Re-sign the CRL with the same entries (after a CA change of dates, or before it lapses)."""
-    ca_cert, ca_key = load_ca(keys)
-    crl = load_crl(keys)
-    return write_crl(keys, ca_cert, ca_key, list(crl) if crl is not None else [], _crl_number(crl) + 1)
+    """Re-sign every trusted CA's CRL with the same entries; returns the current CA's."""
+    current = None
+    for ca in keys.authorities():
+        ca_cert, ca_key = load_authority(ca)
+        crl = load_crl(ca)
+        fresh = write_crl(keys, ca_cert, ca_key, list(crl) if crl is not None else [], _crl_number(crl) + 1, ca)
+        current = current or fresh
+    assert current is not None
+    return current
+
+
+def rotate_ca(keys: KeySet, days: int = CA_DAYS) -> tuple[x509.Certificate, x509.Certificate]:
+    """Phase 1 of a CA change: a new CA joins the keyring next to the old one, which moves to
+    previous-ca/. The signing certificate stays the old CA's, so every device keeps updating; once
+    the fleet runs an image with this keyring, `rotate` signs with the new CA, and `retire_ca`
+    finally drops the old one."""
+    old_cert, old_key = load_ca(keys)
+    keep = keys.previous_ca / f"{old_cert.serial_number:x}"
+    keep.mkdir(parents=True)
+    previous = Authority(keep)
+    current = Authority(keys.directory)
+    for src, dst in ((current.cert, previous.cert), (current.key, previous.key), (current.crl, previous.crl)):
+        if src.exists():
+            os.replace(src, dst)
+    organization = old_cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    org = str(organization[0].value) if organization else DEV_ORGANIZATION
+    now = _now()
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    new_cert = make_ca(new_key, name(f"{org} CA {now:%Y-%m}", org), now, days)
+    write_private(current.key, new_key)
+    write_public(current.cert, new_cert.public_bytes(PEM))
+    write_crl(keys, new_cert, new_key, [], number=1)
+    if not previous.crl.exists():
+        write_crl(keys, old_cert, old_key, [], number=1, ca=previous)
+    return old_cert, new_cert
+
+
+def retire_ca(keys: KeySet, serial: int) -> Path:
+    """Phase 3: stop trusting a previous CA (the keyring drops it; its files move to retired-ca/)."""
+    ca = keys.previous_ca / f"{serial:x}"
+    if not ca.is_dir():
+        raise PycamError(f"no previous CA with serial {serial:x} in {keys.previous_ca}",
+                         "pycam keys status lists the trusted CAs")
+    signer = load_cert(keys.cert)
+    if issuer_of(keys, signer) == Authority(ca):
+        raise PycamError(f"the current signing certificate was issued by CA {serial:x}",
+                         "sign with the new CA first: pycam keys rotate")
+    keys.retired_ca.mkdir(exist_ok=True)
+    target = keys.retired_ca / ca.name
+    os.replace(ca, target)
+    write_keyring(keys)
+    return target
+

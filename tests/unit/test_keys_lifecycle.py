@@ -115,6 +115,42 @@ def test_expired_certificate_is_refused_by_rauc(product, keyset: keys.KeySet, tm
     assert refused.returncode != 0 and "certificate has expired" in refused.stderr + refused.stdout
 
 
+def test_ca_rotation_in_phases(product, keyset: keys.KeySet, tmp_path: Path) -> None:
+    """rotate --ca: both CAs trusted while the old one still signs; then the new one signs; then retire."""
+    from pycam.keys.checks import keyring_contents
+
+    field_keyring = snapshot(keyset.keyring, tmp_path / "field.pem")
+    old_signed = sign(product, keyset, tmp_path, "old-signer")
+    old_ca, new_ca = pki.rotate_ca(keyset)
+    cas, crls = keyring_contents(keyset.keyring)
+    assert [c.serial_number for c in cas] == [new_ca.serial_number, old_ca.serial_number] and len(crls) == 2
+    assert keys.check_signing_cert(keyset, release=False) == []
+    with pytest.raises(PycamError, match="sign with the new CA first"):
+        pki.retire_ca(keyset, old_ca.serial_number)
+    both_keyring = snapshot(keyset.keyring, tmp_path / "both.pem")
+    assert device_verify(product, sign(product, keyset, tmp_path, "phase1"), field_keyring, tmp_path).returncode == 0
+
+    old_signer, _ = keys.rotate(keyset)  # phase 2: sign with the new CA
+    assert old_signer is not None
+    new_signed = sign(product, keyset, tmp_path, "new-ca")
+    assert device_verify(product, new_signed, both_keyring, tmp_path).returncode == 0
+    # a device that never got the two-CA keyring cannot follow: why phase 1 must reach the fleet first
+    assert device_verify(product, new_signed, field_keyring, tmp_path).returncode != 0
+
+    keys.revoke(keyset, old_signer.serial_number)  # goes to the previous CA's CRL
+    refused = device_verify(product, old_signed, keyset.keyring, tmp_path)
+    assert "certificate revoked" in refused.stderr + refused.stdout
+
+    pki.retire_ca(keyset, old_ca.serial_number)  # phase 3
+    assert [c.serial_number for c in keyring_contents(keyset.keyring)[0]] == [new_ca.serial_number]
+    assert device_verify(product, new_signed, keyset.keyring, tmp_path).returncode == 0
+    refused = device_verify(product, old_signed, keyset.keyring, tmp_path)
+    assert "unable to get local issuer certificate" in refused.stderr + refused.stdout
+    assert keys.check_signing_cert(keyset, release=False) == []
+    with pytest.raises(PycamError, match="no previous CA"):
+        pki.retire_ca(keyset, old_ca.serial_number)
+
+
 def test_build_refuses_a_revoked_signing_certificate(keyset: keys.KeySet) -> None:
     current = pki.load_cert(keyset.cert)
     keys.revoke(keyset, current.serial_number)
@@ -210,3 +246,17 @@ def test_no_private_key_is_tracked_by_git() -> None:
     ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "keys/dev/signing.key.pem",
                               "keys/dev/ca.key.pem", "anywhere/x.key.pem"], capture_output=True, text=True)
     assert len(ignored.stdout.split()) == 3
+
+
+def test_cli_ca_rotation(keyset: keys.KeySet, capsys: pytest.CaptureFixture[str]) -> None:
+    old_ca = x509.load_pem_x509_certificate(keyset.ca_cert.read_bytes())
+    d = ["--dir", str(keyset.directory)]
+    assert main(["keys", "rotate", "--ca", *d]) == 0
+    assert main(["keys", "retire-ca", *d, f"{old_ca.serial_number:x}"]) == 1  # still signs
+    assert main(["keys", "rotate", *d]) == 0
+    assert main(["keys", "retire-ca", *d, f"{old_ca.serial_number:x}"]) == 0
+    capsys.readouterr()
+    assert main(["keys", "status", *d]) == 0
+    out = capsys.readouterr().out
+    assert "current CA" in out and "previous CA" not in out and "warning" not in out
+    assert (keyset.retired_ca / f"{old_ca.serial_number:x}" / "ca.key.pem").exists()
