@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,3 +118,33 @@ def test_missing_token_object_is_a_clear_error(token: str) -> None:
     with pytest.raises(PycamError, match="cannot read the cert object") as err:
         pkcs11.load_cert(f"pkcs11:token={TOKEN};object=nothing-here;type=cert")
     assert "RAUC_PKCS11_MODULE" in err.value.hint
+
+
+def test_pycam_bundle_signs_with_the_token(product, token: str, tmp_path: Path) -> None:
+    """The real `pycam bundle` on the cached build, with a copy of the development PKI whose signing key
+    was rotated into the token (rotate keeps the keyring, so the cached root is reused). It takes the
+    version whose system layer is in the cache (the last build's), so this is a bundle-only run."""
+    import json
+
+    from pycam.engine.build import build_dir
+
+    cache = build_dir() / "cache"
+    records = list(cache.glob(f"system-{product.board.name}-*/pycam-cache.json"))
+    if os.geteuid() != 0 or not records:
+        pytest.skip("needs root and a finished `pycam build` (its cache makes this a bundle-only run)")
+    version = json.loads(records[0].read_text())["inputs"]["generated"]["/etc/pycam/version"].strip()
+    pki_dir = tmp_path / "pki"
+    shutil.copytree(keys.keys_dir(), pki_dir)
+    keyset = keys.KeySet(pki_dir)
+    _, cert = keys.rotate(keyset, key_uri=KEY_URI)
+    out_dir = tmp_path / "build"
+    out_dir.mkdir()
+    (out_dir / "cache").symlink_to(cache)  # outputs apart, stages from the real cache
+    env = {**os.environ, "PYCAM_KEYS_DIR": str(pki_dir), "PYCAM_BUILD_DIR": str(out_dir)}
+    subprocess.run([sys.executable, "-m", "pycam", "bundle", "--board", product.board.name, "--version", version],
+                   env=env, check=True, capture_output=True, text=True)
+    bundle = out_dir / product.board.name / f"{product.ota.product}-{product.board.name}-{version}.raucb"
+    dump = subprocess.run(["rauc", f"--keyring={keys.KeySet(keys.keys_dir()).keyring}", "info", "--dump-cert",
+                           str(bundle)], capture_output=True, text=True, check=True).stdout
+    serial = cert.serial_number.to_bytes(20, "big").lstrip(b"\0").hex(":")
+    assert serial in dump  # signed by the token's certificate, trusted by the development keyring
