@@ -260,3 +260,31 @@ def test_cli_ca_rotation(keyset: keys.KeySet, capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert "current CA" in out and "previous CA" not in out and "warning" not in out
     assert (keyset.retired_ca / f"{old_ca.serial_number:x}" / "ca.key.pem").exists()
+
+
+def test_init_if_missing_upgrades_a_directory_without_crl(keyset: keys.KeySet) -> None:
+    keyset.crl.unlink()
+    pki.write_keyring(keyset)
+    assert b"X509 CRL" not in keyset.keyring.read_bytes()
+    assert main(["keys", "init", "--dir", str(keyset.directory), "--if-missing"]) == 0
+    assert b"X509 CRL" in keyset.keyring.read_bytes()
+    assert keys.check_signing_cert(keyset, release=False) == []
+
+
+def test_signing_pair_from_paths_outside_the_key_directory(product, keyset: keys.KeySet, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Production keys from a path: PYCAM_SIGNING_KEY / PYCAM_SIGNING_CERT, checked and used like keys/dev's."""
+    elsewhere = tmp_path / "hsm-export"
+    elsewhere.mkdir()
+    _, cert = keys.rotate(keyset)
+    shutil.move(keyset.key_file, elsewhere / "release.key.pem")
+    shutil.move(keyset.cert_file, elsewhere / "release.cert.pem")
+    with pytest.raises(PycamError, match="missing signing key material"):
+        keyset.require()
+    monkeypatch.setenv("PYCAM_SIGNING_KEY", str(elsewhere / "release.key.pem"))
+    monkeypatch.setenv("PYCAM_SIGNING_CERT", str(elsewhere / "release.cert.pem"))
+    assert keys.check_signing_cert(keyset.require(), release=False) == []
+    bundle = sign(product, keyset, tmp_path, "from-path")
+    dump = subprocess.run(["rauc", f"--keyring={keyset.keyring}", "info", "--dump-cert", str(bundle)],
+                          capture_output=True, text=True, check=True).stdout
+    assert cert.serial_number.to_bytes(20, "big").lstrip(b"\0").hex(":") in dump
