@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pycam import __version__
 from pycam.errors import PycamError
+from pycam.keys import cli as keys_cli
 from pycam.log import log, setup
 
 DEFAULT_BOARD = "qemuarm64"
@@ -36,6 +37,8 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir) if args.dir else keys.keys_dir()
     if args.if_missing and keys.KeySet(directory).ca_key.exists():
+        if keys.upgrade(keys.KeySet(directory)):
+            log.info("added an empty CRL to the keyring in %s (devices check CRLs)", directory)
         log.info("keys already present in %s", directory)
         return 0
     made = keys.init(directory, force=args.force)
@@ -101,6 +104,7 @@ def parser() -> argparse.ArgumentParser:
     ki.add_argument("--force", action="store_true", help="replace existing keys")
     ki.add_argument("--if-missing", action="store_true", help="do nothing if keys exist")
     ki.set_defaults(func=cmd_keys_init)
+    keys_cli.register(ksub)
 
     q = with_board(sub.add_parser("qemu", help="boot the image in QEMU on a persistent working copy"))
     q.add_argument("--fresh", action="store_true", help="start over from the built image (resets env and /data)")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pycam.definition import Product
 
-KEYRING_PATH = "/etc/rauc/keyring.pem"
+KEYRING_PATH = "/etc/rauc/keyring.pem"  # CA certificate(s) and their CRLs (pycam.keys)
+# the device's downgrade policy (rootfs/overlay): refuses a bundle older than the running version
+PRE_INSTALL_HANDLER = "/usr/lib/pycam/rauc-pre-install"
 DATA_DIRECTORY = "/data/rauc"
 
 
@@ -31,6 +33,10 @@ def system_conf(product: Product) -> str:
         "[keyring]",
         f"path={KEYRING_PATH}",
         "use-bundle-signing-time=true",
+        "check-crl=true",
+        "",
+        "[handlers]",
+        f"pre-install={PRE_INSTALL_HANDLER}",
         "",
     ]
     names = slot_names(product)

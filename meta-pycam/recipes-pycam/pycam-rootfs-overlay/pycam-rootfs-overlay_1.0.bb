@@ -19,5 +19,6 @@ do_install() {
 
 # rootfs/overlay: etc/ and usr/lib/pycam/ (a new top-level path there fails installed-vs-shipped)
 FILES:${PN} += "${nonarch_libdir}/pycam"
-# the health gate runs `rauc status mark-good` and asks the app (pycam-health)
-RDEPENDS:${PN} = "pycam-app rauc"
+# the health gate runs `rauc status mark-good` and asks the app (pycam-health);
+# RAUC's pre-install handler (downgrade policy, usr/lib/pycam/rauc-pre-install) is Python
+RDEPENDS:${PN} = "pycam-app python3-core rauc"
