@@ -445,21 +445,22 @@ class HawkbitFixture:
             resp.headers["Content-Range"] = f"bytes {start}-{end}/{art.size}"
         await resp.prepare(request)
         cut, self.cut_downloads_after = self.cut_downloads_after, None
-        entry = {"file": art.filename, "range": rng, "status": status, "sent": 0}
+        entry: dict[str, Any] = {"file": art.filename, "range": rng, "status": status, "sent": 0}
         self.downloads.append(entry)
+        sent = 0
         with open(art.path, "rb") as f:
             f.seek(start)
             left = length
             while left:
                 chunk = f.read(min(256 * 1024, left))
-                if cut is not None and entry["sent"] + len(chunk) > cut:
-                    await resp.write(chunk[:max(0, cut - entry["sent"])])
-                    entry["sent"] = cut
-                    entry["cut"] = True
+                if cut is not None and sent + len(chunk) > cut:
+                    await resp.write(chunk[:max(0, cut - sent)])
+                    entry.update(sent=cut, cut=True)
                     request.transport.close()  # type: ignore[union-attr]  # the connection drops mid-file
                     return resp
                 await resp.write(chunk)
-                entry["sent"] += len(chunk)
+                sent += len(chunk)
+                entry["sent"] = sent
                 left -= len(chunk)
         await resp.write_eof()
         return resp
