@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pycam import __version__
+from pycam import __version__, publish
 from pycam.errors import PycamError
 from pycam.keys import cli as keys_cli
 from pycam.log import log, setup
@@ -117,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--bmap", help="block map (default IMAGE.bmap)")
     f.add_argument("--force", action="store_true", help="write even if DEVICE is not a removable block device")
     f.set_defaults(func=cmd_flash)
+
+    publish.register(sub)
 
     d = sub.add_parser("doctor", help="check the host for the tools the engine needs")
     d.set_defaults(func=cmd_doctor)

@@ -115,13 +115,15 @@ def product_inc(root: Path) -> str:
     ota = yaml.safe_load(ota_path.read_text())
     units = yaml.safe_load((root / "rootfs" / "units.yml").read_text())
     fstype, squashfs_opts = squashfs_settings(SQUASHFS_OPTS)
+    replace = units.get("yocto-replace", {})  # default-engine units the Yocto image replaces
     lines = [
         HEADER,
         "# ota/ota.yml, rootfs/units.yml and the default engine's squashfs options (every board)\n",
         _var("PYCAM_PRODUCT", str(ota["product"])),
         _var("PYCAM_VERSION", str(ota["version"]), "?="),
         _var("PYCAM_BUNDLE_FORMAT", str(ota.get("bundle", {}).get("format", "verity"))),
-        _var("PYCAM_UNITS_ENABLE", " ".join(units.get("enable", []))),
+        _var("PYCAM_UNITS_ENABLE", " ".join(replace.get(u, u) for u in units.get("enable", []))),
+        _var("PYCAM_UNITS_REPLACED", " ".join(replace)),
         _var("PYCAM_UNITS_MASK", " ".join(units.get("mask", []))),
         "# the rootfs slot image: the default engine's compressor and block size\n",
         _var("PYCAM_ROOTFS_FSTYPE", fstype),

@@ -47,7 +47,7 @@ class RootInputs:
     base: Path
     kernel: Path
     site: Path  # pinned wheels, installed (wheels.install_site_packages)
-    app: Path  # the camera app's wheel, installed under APP_PREFIX
+    local: tuple[Path, ...]  # wheels of the local packages (camera app, OTA client), installed under APP_PREFIX
     keyring: Path
     release: bool
     version: str
@@ -60,7 +60,7 @@ def system_key(product: Product, pkgs: PackageSet, inputs: RootInputs) -> dict[s
         "base": inputs.base.name,
         "kernel": inputs.kernel.name,
         "site": inputs.site.name,
-        "app-commands": wheels.console_scripts(inputs.app),
+        "app-commands": local_commands(inputs),
         "overlay": tree_sha256(OVERLAY),
         "units": UNITS.read_text(),
         "app-unit": file_sha256(APP_UNIT) if APP_UNIT.exists() else None,
@@ -90,13 +90,15 @@ def build_rootfs(cache: Cache, product: Product, inputs: RootInputs, system: Pat
     """Entry with rootfs.squashfs and build-id: `system` (build_system's entry) with the app appended.
 
     The build id names exactly these inputs."""
-    key = {"system": system.name, "app": file_sha256(inputs.app), "prefix": APP_PREFIX, "version": inputs.version}
+    key = {"system": system.name, "app": [file_sha256(w) for w in inputs.local], "prefix": APP_PREFIX,
+           "version": inputs.version}
     build_id = f"{inputs.version}+{digest(key)[:12]}"
 
     def produce(out: Path) -> None:
         layer = out / "layer"
         prefix = layer / APP_PREFIX.lstrip("/")
-        wheels.install_wheel(inputs.app, layer, prefix=APP_PREFIX)
+        for wheel in inputs.local:
+            wheels.install_wheel(wheel, layer, prefix=APP_PREFIX)
         wheels.compile_tree(layer, prefix / "lib")
         (prefix / "build-id").write_text(build_id + "\n")
         (prefix / "version").write_text(inputs.version + "\n")
@@ -107,6 +109,11 @@ def build_rootfs(cache: Cache, product: Product, inputs: RootInputs, system: Pat
 
     log.info("[rootfs] app layer %s on %s", APP_PREFIX, system.name)
     return cache.get(f"rootfs-{product.board.name}", key, produce)
+
+
+def local_commands(inputs: RootInputs) -> list[str]:
+    """Console scripts of every local package: the system layer links them into /usr/local/bin."""
+    return sorted({c for wheel in inputs.local for c in wheels.console_scripts(wheel)})
 
 
 def installed_packages(root: Path) -> dict[str, str]:
@@ -142,7 +149,7 @@ def _populate(root: Path, product: Product, pkgs: PackageSet, inputs: RootInputs
     log.info("[rootfs] Python packages (pinned wheels)")
     with tarfile.open(inputs.site / "site.tar") as tar:
         tar.extractall(root, filter="fully_trusted")
-    _app_hooks(root, wheels.console_scripts(inputs.app))
+    _app_hooks(root, local_commands(inputs))
 
     log.info("[rootfs] overlay, generated configuration, units")
     shutil.copytree(OVERLAY, root, symlinks=True, dirs_exist_ok=True)

@@ -154,13 +154,13 @@ def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out
     with stage("wheels", opts.timings):
         wheel_entry = wheels.download_wheels(cache, pkgs)
         site_entry = wheels.install_site_packages(cache, wheel_entry)
-        app_entry = wheels.build_app_wheel(cache)
+        local_entries = [wheels.build_local_wheel(cache, src, stage) for stage, src in wheels.local_dirs(pkgs)]
     with stage("rootfs", opts.timings):
         inputs = assemble.RootInputs(
             base=base_entry,
             kernel=kernel_entry,
             site=site_entry,
-            app=wheels.wheel_files(app_entry)[0],
+            local=tuple(wheels.wheel_files(entry)[0] for entry in local_entries),
             keyring=keys.keyring,
             release=opts.release,
             version=version,
@@ -189,13 +189,13 @@ def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out
             log.info("delta bundle %s: %d bytes (full bundle %d)", delta.name, delta.stat().st_size,
                      out.bundle.stat().st_size if out.bundle.exists() else 0)
 
-    cache.prune({base_entry, extract_entry, kernel_entry, wheel_entry, site_entry, app_entry, system_entry,
-                 rootfs_entry,
-                 kernel_vfat.parent})
+    cache.prune({base_entry, extract_entry, kernel_entry, wheel_entry, site_entry, *local_entries, system_entry,
+                 rootfs_entry, kernel_vfat.parent})
     opts.timings["total"] = round(time.monotonic() - started, 1)
     info = {"rootfs": _describe(rootfs), "kernel.vfat": _describe(kernel_vfat)}
     contents = json.loads((system_entry / "packages.json").read_text())
-    contents[f"py:{wheels.wheel_name(inputs.app)}"] = wheels.wheel_version(inputs.app)
+    for wheel in inputs.local:
+        contents[f"py:{wheels.wheel_name(wheel)}"] = wheels.wheel_version(wheel)
     if opts.bundle:
         write_manifest(product, out.bundle_manifest, version, build_id, kernel_entry, opts,
                        {out.bundle.name: _describe(out.bundle), **info}, contents)

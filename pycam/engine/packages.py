@@ -31,6 +31,7 @@ class PackageSet:
     dpkg_exclude: tuple[str, ...]
     dpkg_include: tuple[str, ...]
     trim: tuple[str, ...]
+    local_wheels: tuple[str, ...] = ("app",)  # directories of this repository, built into the app layer
 
     def key(self) -> dict[str, Any]:
         return {
@@ -61,6 +62,7 @@ def load_packages(root: Path = ROOT) -> PackageSet:
             dpkg_exclude=tuple(data.get("dpkg-exclude", [])),
             dpkg_include=tuple(data.get("dpkg-include", [])),
             trim=tuple(data.get("trim", [])),
+            local_wheels=tuple(data.get("local-wheels", ["app"])),
         )
     except (KeyError, TypeError) as exc:
         raise PycamError(f"{path}: missing or malformed entry {exc}") from None

@@ -1,4 +1,4 @@
-"""Python wheels for the target: pinned PyPI wheels (PyAV) and the app built from app/.
+"""Python wheels for the target: pinned PyPI wheels (PyAV) and the local packages (app/, ota/client/).
 
 Installed with pypa's `installer` into the root's /usr/local for the target's Python
 (wheels of another architecture cannot go through pip's own install).
@@ -92,21 +92,44 @@ def _is_source(rel: Path) -> bool:
         p.endswith(".egg-info") for p in parts)
 
 
+def source_digest(src: Path) -> str:
+    files = sorted(p for p in src.rglob("*") if p.is_file() and _is_source(p.relative_to(src)))
+    return digest({str(p.relative_to(src)): file_sha256(p) for p in files})
+
+
 def app_source_digest(app_dir: Path = APP_DIR) -> str:
-    files = sorted(p for p in app_dir.rglob("*") if p.is_file() and _is_source(p.relative_to(app_dir)))
-    return digest({str(p.relative_to(app_dir)): file_sha256(p) for p in files})
+    return source_digest(app_dir)
+
+
+def local_dirs(pkgs: PackageSet) -> list[tuple[str, Path]]:
+    """rootfs/packages.yml local-wheels -> (cache stage, directory); `app` is PYCAM_APP_DIR when set."""
+    dirs = []
+    for rel in pkgs.local_wheels:
+        if rel == "app":
+            dirs.append(("appwheel", Path(os.environ.get("PYCAM_APP_DIR", APP_DIR))))
+        else:
+            dirs.append(("wheel-" + rel.strip("/").replace("/", "-"), ROOT / rel))
+    return dirs
+
+
+def build_local_wheel(cache: Cache, src: Path, stage: str) -> Path:
+    """Entry holding the wheel of one local package, cached by the digest of its source tree."""
+    if not (src / "pyproject.toml").exists():
+        raise PycamError(f"no Python package at {src} ({src / 'pyproject.toml'} is missing)",
+                         "fix local-wheels in rootfs/packages.yml (or PYCAM_APP_DIR)")
+
+    def produce(out: Path) -> None:
+        run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", out, src],
+            what=f"build the wheel of {src}", check_space=out)
+
+    return cache.get(stage, {"source": source_digest(src)}, produce)
 
 
 def build_app_wheel(cache: Cache, app_dir: Path | None = None) -> Path:
     app_dir = app_dir or Path(os.environ.get("PYCAM_APP_DIR", APP_DIR))
     if not (app_dir / "pyproject.toml").exists():
         raise PycamError(f"no camera app at {app_dir} (app/pyproject.toml is missing)")
-
-    def produce(out: Path) -> None:
-        run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", out, app_dir],
-            what="build the camera app wheel (app/)", check_space=out)
-
-    return cache.get("appwheel", {"source": app_source_digest(app_dir)}, produce)
+    return build_local_wheel(cache, app_dir, "appwheel")
 
 
 def site_packages(prefix: str) -> str:

@@ -29,6 +29,8 @@ def root_files(product: Product, version: str) -> dict[str, str]:
         "/etc/pycam/app.toml": board.app_config.read_text() if board.app_config.exists() else "",
         "/etc/pycam/board.json": json.dumps(board_info, indent=2, sort_keys=True) + "\n",
         "/etc/pycam/version": version + "\n",
+        # the OTA client's product default (a provisioned device's /factory/ota/hawkbit.conf wins)
+        "/etc/pycam/hawkbit.conf": (product.root / "ota" / "hawkbit.conf").read_text(),
         "/etc/modules-load.d/pycam.conf": "# generated from board/<board>/board.yml kernel.load\n"
         + "".join(f"{m}\n" for m in board.load_modules),
     }

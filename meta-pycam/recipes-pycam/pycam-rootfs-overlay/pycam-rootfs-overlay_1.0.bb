@@ -15,6 +15,10 @@ INHIBIT_DEFAULT_DEPS = "1"
 
 do_install() {
     cp -R --no-dereference --preserve=mode,links --no-preserve=ownership ${S}/. ${D}/
+    # units of the default engine this image replaces (rootfs/units.yml yocto-replace, e.g. its OTA client)
+    for unit in ${PYCAM_UNITS_REPLACED}; do
+        rm -f ${D}${sysconfdir}/systemd/system/$unit
+    done
 }
 
 # rootfs/overlay: etc/ and usr/lib/pycam/ (a new top-level path there fails installed-vs-shipped)

@@ -1,0 +1,5 @@
+import sys
+
+from pycam_ota.cli import main
+
+sys.exit(main())
