@@ -1,4 +1,4 @@
-SUMMARY = "pycam root filesystem overlay: health gate, journald, networkd, hostname"
+SUMMARY = "pycam root filesystem overlay: health gate, factory helpers, journald, networkd, hostname"
 DESCRIPTION = "rootfs/overlay/ of the pycam checkout, installed verbatim into the root as \
 the default engine does: the health gate that marks the booted slot good once the camera \
 streams, journald and networkd settings and the hostname."
@@ -19,5 +19,6 @@ do_install() {
 
 # rootfs/overlay: etc/ and usr/lib/pycam/ (a new top-level path there fails installed-vs-shipped)
 FILES:${PN} += "${nonarch_libdir}/pycam"
-# the health gate runs `rauc status mark-good` and asks the app (pycam-health)
-RDEPENDS:${PN} = "pycam-app rauc"
+# the health gate runs `rauc status mark-good` and asks the app (pycam-health); the factory
+# helpers (factory-provision, factory-selftest, factory-identity) need openssl, Python and iproute2
+RDEPENDS:${PN} = "pycam-app rauc openssl-bin python3-core iproute2"
