@@ -26,7 +26,7 @@ def postgres_server(directory: Path) -> Iterator[str]:
     """Start a server; yield the URL of an empty database `factory`; stop and remove it afterwards."""
     bindir = pg_bin()
     if bindir is None:
-        raise RuntimeError("PostgreSQL is not installed (scripts/host-packages.txt: postgresql; run scripts/setup-host)")
+        raise RuntimeError("PostgreSQL is not installed (scripts/host-packages.txt; run scripts/setup-host)")
     directory.mkdir(parents=True, exist_ok=True)
     data, sock = directory / "data", directory / "sock"
     sock.mkdir(exist_ok=True)

@@ -76,7 +76,7 @@ def test_duplicate_did_refused_and_nothing_half_allocated(backend: str, tmp_path
     first = db.allocate(fmt, MAC, "station-1")
     db.allocate(fmt, MAC, "station-1")
     # a restored backup (or a second database for the same line) moves the counter back
-    db.conn.execute("UPDATE counters SET next = 5 WHERE name = 'did:DUP%s-02'" % backend[0].upper())
+    db.conn.execute(f"UPDATE counters SET next = 5 WHERE name = 'did:{fmt.prefix}-02'")
     before = len(db.allocations())
     with pytest.raises(PycamError, match="duplicate identity refused") as e:
         db.allocate(fmt, MAC, "station-2")
