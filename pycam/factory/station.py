@@ -145,8 +145,13 @@ class Station:
             self._done(out, step, "factory partition written (atomic switch)")
 
             step = self._step(out, "apply")
-            link.sh("systemctl restart pycam-factory-identity.service pycam-app.service", timeout=120)
-            link.sh("pycam-health --wait 180 > /dev/null", timeout=240)
+            link.sh("systemctl stop pycam-app.service", timeout=60)
+            link.helper("factory-provision", "app-reset")
+            link.sh("systemctl restart pycam-factory-identity.service && systemctl start pycam-app.service",
+                    timeout=240)
+            # the restarted app writes its endpoint (now HTTPS) once it serves; then frames must flow
+            link.sh("for i in $(seq 120); do [ -f /run/pycam-app/endpoint.json ] && break; sleep 1; done; "
+                    "pycam-health --wait 180 > /dev/null", timeout=320)
             self._done(out, step, f"hostname {host}, MAC {alloc.mac}, app restarted with the identity")
 
             if run_selftest:

@@ -76,6 +76,9 @@ def test_provision_writes_complete_identity(dev: Device, factory_ca: FactoryCA) 
         assert (dev.factory / name).is_file(), name
     assert oct((dev.factory / "device.key").stat().st_mode & 0o777) == "0o640"
     assert not (dev.run_dir / "device.key").exists()  # the key lives only on the factory partition now
+    assert (dev.data / "credentials.json").exists()
+    code, doc = dev.call("app-reset")
+    assert code == 0 and doc["forgot_generated_password"]
     assert not (dev.data / "credentials.json").exists()  # the app's made-up password gives way to the factory's
     code, st = dev.call("status")
     assert st["provisioned"] and st["did"] == DID and st["generation"] == 1
