@@ -90,6 +90,7 @@ class Station:
         with self._lock:
             run_id = self.db.start_run(self.line.station)
         alloc: Allocation | None = None
+        fresh = False  # a newly allocated DID/MAC (re-provisioning may keep the device's own)
         committed = False
         step = "connect"
         try:
@@ -109,6 +110,7 @@ class Station:
 
             step = self._step(out, "allocate")
             alloc = self._allocate(status, out, reprovision, reason)
+            fresh = alloc.status == "allocated"
             out.did, out.mac = alloc.did, alloc.mac
             self._done(out, step, f"{alloc.did} {alloc.mac}")
 
@@ -167,10 +169,14 @@ class Station:
             out.failed_step, out.error = step, str(e).splitlines()[0]
             out.outcome = "refused" if isinstance(e, Refused) else "error"
             self.progress(device, step, "fail", out.error)
-            if alloc is not None and not committed:
+            if alloc is not None and not committed and fresh:
                 with self._lock:
                     self.db.set_status(alloc.did, "void", f"{step}: {out.error}"[:500], hw_id=out.hw_id)
                 self.progress(device, step, "fail", f"{alloc.did}/{alloc.mac} marked void (never reused)")
+            elif alloc is not None and not committed:
+                with self._lock:
+                    self.db.audit(self.line.station, self.operator, "reprovision-failed", alloc.did,
+                                  f"{step}: {out.error}"[:500])
         out.seconds = round(time.monotonic() - t_start, 1)
         step = self._step(out, "report")
         out.report_dir = report.device_report(self.line, out)
