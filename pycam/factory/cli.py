@@ -65,9 +65,17 @@ def cmd_provision(args: argparse.Namespace) -> int:
             lock = threading.Lock()
 
             def one(name: str, strategy: Any) -> None:
+                from pycam.factory.station import Outcome
+
                 t0 = time.monotonic()
                 station.progress(name, "boot", "start", "")
-                strategy.transition("shell")
+                try:
+                    strategy.transition("shell")
+                except Exception as e:  # a device that does not boot is a failed device, not a failed line
+                    station.progress(name, "boot", "fail", str(e).splitlines()[0][:200])
+                    with lock:
+                        outcomes.append(Outcome(name, "error", failed_step="boot", error=str(e).splitlines()[0]))
+                    return
                 station.progress(name, "boot", "done", f"{time.monotonic() - t0:.0f} s")
                 out = station.provision(name, strategy.shell, reprovision=args.reprovision, reason=args.reason,
                                         run_selftest=not args.no_selftest)

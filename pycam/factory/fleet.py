@@ -1,9 +1,9 @@
 """Devices for a station to work on, as labgrid targets: QEMU devices flashed from the built image
 (development, CI, bench), or the targets of a labgrid environment file describing a real rig.
 
-On a rig the environment's target needs a power driver, a console and a ShellDriver (labgrid's
-ShellStrategy); if it also has a USBStorageDriver the station flashes the image through it with
-bmaptool before booting.
+On a rig the environment's target needs a power driver, a console, a ShellDriver and a
+FactoryStrategy (pycam.factory.strategy); if it also has a USBStorageDriver the station flashes
+the image through it with bmaptool before booting.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def qemu_env(product: Product, disk: Path) -> dict[str, Any]:
     env = labgrid_env(product, disk)
     drivers = env["targets"]["main"]["drivers"]
     drivers.pop("PycamQemuStrategy", None)
-    drivers["ShellStrategy"] = {}
+    drivers["FactoryStrategy"] = {}
     return env
 
 
@@ -42,6 +42,8 @@ def qemu_devices(product: Product, image: Path, work: Path, names: list[str]) ->
     """name -> labgrid ShellStrategy of a QEMU device flashed from `image` (powered off)."""
     from labgrid import Environment
 
+    from pycam.factory import strategy  # noqa: F401 - registers FactoryStrategy with labgrid
+
     if not image.exists():
         raise PycamError(f"no image at {image}", "run: pycam build")
     envs = {}
@@ -52,11 +54,11 @@ def qemu_devices(product: Product, image: Path, work: Path, names: list[str]) ->
             config = work / name / "env.yaml"
             config.write_text(yaml.safe_dump(qemu_env(product, disk), sort_keys=False))
             envs[name] = Environment(str(config))
-        yield {n: e.get_target("main").get_driver("ShellStrategy") for n, e in envs.items()}
+        yield {n: e.get_target("main").get_driver("FactoryStrategy") for n, e in envs.items()}
     finally:
         for name, env in envs.items():
             try:
-                env.get_target("main").get_driver("ShellStrategy").transition("off")
+                env.get_target("main").get_driver("FactoryStrategy").transition("off")
             except Exception as e:
                 log.warning("%s: power off failed: %s", name, e)
             env.cleanup()
@@ -64,8 +66,11 @@ def qemu_devices(product: Product, image: Path, work: Path, names: list[str]) ->
 
 @contextmanager
 def rig_devices(env_file: Path, image: Path | None) -> Iterator[dict[str, Any]]:
-    """Every target of a labgrid environment file (a rig), flashed with `image` if it has USB storage."""
+    """Every target of a labgrid environment file (a rig), flashed with `image` if it has USB storage.
+    Each target needs a FactoryStrategy (pycam.factory.strategy) next to its power, console and shell."""
     from labgrid import Environment
+
+    from pycam.factory import strategy  # noqa: F401 - registers FactoryStrategy with labgrid
 
     env = Environment(str(env_file))
     try:
@@ -82,7 +87,7 @@ def rig_devices(env_file: Path, image: Path | None) -> Iterator[dict[str, Any]]:
                 from labgrid.driver.usbstoragedriver import Mode
 
                 storage.write_image(str(image), mode=Mode.BMAPTOOL)
-            out[name] = target.get_driver("ShellStrategy")
+            out[name] = target.get_driver("FactoryStrategy")
         yield out
     finally:
         env.cleanup()

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from pycam.errors import PycamError
 
 MARK = "PYCAM-FACTORY "
-CHUNK = 1024  # base64 characters per console line: far below the tty's 4096-byte line limit
+CHUNK = 3072  # base64 characters per console line: below the tty's 4096-byte canonical line limit
 
 
 class Shell(Protocol):

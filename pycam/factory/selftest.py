@@ -36,6 +36,7 @@ TABLE = (
     Spec("ir", "IR illuminator present", "ir"),
     Spec("ptz", "pan/tilt motor driver present", "ptz"),
 )
+NEEDS_APP = {"video", "tls"}  # measured through the camera app, after its restart with the identity
 ON_DEVICE = {"video", "tls", "network", "storage", "watchdog", "firmware", "audio", "button", "ir", "ptz"}
 
 
