@@ -1,4 +1,4 @@
-SUMMARY = "pycam root filesystem overlay: health gate, factory helpers, journald, networkd, hostname"
+SUMMARY = "pycam root overlay: health gate, factory helpers, journald, networkd"
 DESCRIPTION = "rootfs/overlay/ of the pycam checkout, installed verbatim into the root as \
 the default engine does: the health gate that marks the booted slot good once the camera \
 streams, journald and networkd settings and the hostname."
@@ -21,4 +21,4 @@ do_install() {
 FILES:${PN} += "${nonarch_libdir}/pycam"
 # the health gate runs `rauc status mark-good` and asks the app (pycam-health); the factory
 # helpers (factory-provision, factory-selftest, factory-identity) need openssl, Python and iproute2
-RDEPENDS:${PN} = "pycam-app rauc openssl-bin python3-core iproute2"
+RDEPENDS:${PN} = "iproute2 openssl-bin pycam-app python3-core rauc"
