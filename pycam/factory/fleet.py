@@ -43,7 +43,9 @@ def qemu_devices(product: Product, image: Path, work: Path, names: list[str]) ->
     from labgrid import Environment
 
     from pycam.factory import strategy  # noqa: F401 - registers FactoryStrategy with labgrid
+    from pycam.factory.lgthreads import thread_safe_steps
 
+    thread_safe_steps()
     if not image.exists():
         raise PycamError(f"no image at {image}", "run: pycam build")
     envs = {}
@@ -71,7 +73,9 @@ def rig_devices(env_file: Path, image: Path | None) -> Iterator[dict[str, Any]]:
     from labgrid import Environment
 
     from pycam.factory import strategy  # noqa: F401 - registers FactoryStrategy with labgrid
+    from pycam.factory.lgthreads import thread_safe_steps
 
+    thread_safe_steps()
     env = Environment(str(env_file))
     try:
         out = {}

@@ -35,6 +35,7 @@ from pycam.errors import PycamError
 from pycam.factory.ca import FactoryCA, init_ca
 from pycam.factory.config import load_line
 from pycam.factory.db import StationDB
+from pycam.factory.lgthreads import thread_safe_steps
 from pycam.factory.netserver import NetServer
 from pycam.factory.station import Outcome, Station
 from tests.factory.pg import pg_bin, postgres_server
@@ -85,6 +86,7 @@ def line(product: Product, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 @pytest.fixture(scope="module")
 def fleet(devices: Any) -> Iterator[dict[str, Any]]:
     """Three fresh devices, booted in parallel (boot time is not the station's)."""
+    thread_safe_steps()
     strategies = {name: devices.new(f"factory-{name}") for name in ("a", "b", "c")}
     errors: list[BaseException] = []
 
