@@ -163,6 +163,7 @@ class Station:
                 out.outcome = "fail" if failed else "pass"
                 out.failed_step = "selftest" if failed else ""
             else:
+                self._wait_app(link)
                 out.outcome = "pass"
         except Exception as e:  # every failure ends in a recorded, reported run
             out.failed_step, out.error = step, str(e).splitlines()[0]
@@ -232,6 +233,19 @@ class Station:
             return False
         return bool(status.get("provisioned")) and status.get("did") == did
 
+    @staticmethod
+    def _wait_app(link: DeviceLink) -> None:
+        """Wait until the restarted app serves (its endpoint, now HTTPS, is written then) and frames flow.
+
+        A health gate still waiting since boot probes the URL it found then (plain HTTP, or the
+        default): it would never see the HTTPS app, and reboot an unproven slot. Re-armed here, it
+        finds the new endpoint and marks the slot good.
+        """
+        link.sh("for i in $(seq 180); do [ -f /run/pycam-app/endpoint.json ] && break; sleep 1; done; "
+                "pycam-health --wait 180 > /dev/null", timeout=400)
+        link.sh("if [ \"$(systemctl is-active pycam-health-gate.service)\" = activating ]; then "
+                "systemctl restart --no-block pycam-health-gate.service; fi", timeout=60)
+
     def _selftest(self, link: DeviceLink, out: Outcome) -> list[TestResult]:
         tests, na = selftest.applicable(self.hardware)
         station_url = f"http://{self.line.device_address}:{self.net_port}" if self.net_port else ""
@@ -241,9 +255,7 @@ class Station:
         measured: dict[str, Any] = {}
         for phase in ([t for t in todo if t not in selftest.NEEDS_APP], [t for t in todo if t in selftest.NEEDS_APP]):
             if phase and phase[0] in selftest.NEEDS_APP:
-                # the restarted app writes its endpoint (now HTTPS) once it serves; then frames must flow
-                link.sh("for i in $(seq 180); do [ -f /run/pycam-app/endpoint.json ] && break; sleep 1; done; "
-                        "pycam-health --wait 180 > /dev/null", timeout=400)
+                self._wait_app(link)
             if any(t in selftest.ON_DEVICE for t in phase):
                 spec = selftest.device_spec(phase, self.line.limits, station_url, self.line.admin_user,
                                             out.admin_password)

@@ -39,7 +39,7 @@ from pycam.factory.lgthreads import thread_safe_steps
 from pycam.factory.netserver import NetServer
 from pycam.factory.station import Outcome, Station
 from tests.factory.pg import pg_bin, postgres_server
-from tests.target.device import sh
+from tests.target.device import rauc_status, sh, slot, wait_unit_done
 from tests.target.strategy import Status
 
 NOT_APPLICABLE_ON_QEMU = {"audio", "button", "ir", "ptz"}
@@ -225,6 +225,10 @@ def test_identity_on_device_in_https_certificate_and_ota_config(fleet: dict[str,
     loose.check_hostname = False  # 127.0.0.1 is not the device's name; the chain is still verified
     with urllib.request.urlopen(req, context=loose, timeout=30) as r:
         assert out.did in r.read().decode()
+
+    # the health gate, waiting since boot, saw the re-provisioned (HTTPS) app and confirmed the slot
+    assert wait_unit_done(dut.shell, "pycam-health-gate.service", 400) == "active"
+    assert slot(rauc_status(dut.shell), "rootfs.0")["boot_status"] == "good"
 
     # the OTA client's configuration names the device
     conf = configparser.ConfigParser()
