@@ -58,7 +58,12 @@ class Line:
 
     def station(self, name: str, ca: FactoryCA | None = None) -> Station:
         base = load_line()
-        line = dataclasses.replace(base, station=name, database=self.db_url, output=self.out, ca=self.ca_dir)
+        # Emulated devices on a shared 2-core host measure a fraction of real hardware's I/O; the
+        # line's seed-002 limits (10 Mbit/s, 10 MB/s) are for boards. Lower, not off: a broken path
+        # (no data, a stalled disk) still fails.
+        limits = dataclasses.replace(base.limits, network_min_mbit_s=1.0, storage_min_mb_s=1.0)
+        line = dataclasses.replace(base, station=name, database=self.db_url, output=self.out, ca=self.ca_dir,
+                                   limits=limits)
 
         def progress(device: str, step: str, state: str, detail: str) -> None:
             self.events.append((time.monotonic(), device, step, state, detail))
