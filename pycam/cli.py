@@ -122,6 +122,7 @@ def parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("doctor", help="check the host for the tools the engine needs")
     d.set_defaults(func=cmd_doctor)
+    __import__("pycam.factory.cli").factory.cli.register(sub)  # pycam factory ... (factory/README.md)
     return p
 
 

@@ -17,6 +17,7 @@ IMAGE_INSTALL = " \
     e2fsprogs-mke2fs \
     e2fsprogs-e2fsck \
     v4l-utils \
+    openssl-bin \
     python3-core \
     python3-aiohttp \
     python3-av \
@@ -31,7 +32,8 @@ IMAGE_INSTALL = " \
 "
 # rauc: the CLI; rauc-service: the D-Bus service and rauc.service; libubootenv-bin:
 # fw_printenv/fw_setenv for RAUC's uboot backend; e2fsprogs: factory provisioning formats
-# the factory partition; v4l-utils: camera diagnostics and the factory self-test.
+# the factory partition; v4l-utils: camera diagnostics and the factory self-test;
+# openssl-bin: factory provisioning (the device makes its own key and CSR).
 PYCAM_MACHINE_PACKAGES ??= ""
 
 # (the board's kernel modules are pycam-config's recommendations: board.yml kernel.modules)

@@ -1,4 +1,4 @@
-SUMMARY = "pycam root filesystem overlay: health gate, journald, networkd, hostname"
+SUMMARY = "pycam root overlay: health gate, factory helpers, journald, networkd"
 DESCRIPTION = "rootfs/overlay/ of the pycam checkout, installed verbatim into the root as \
 the default engine does: the health gate that marks the booted slot good once the camera \
 streams, journald and networkd settings and the hostname."
@@ -23,6 +23,7 @@ do_install() {
 
 # rootfs/overlay: etc/ and usr/lib/pycam/ (a new top-level path there fails installed-vs-shipped)
 FILES:${PN} += "${nonarch_libdir}/pycam"
-# the health gate runs `rauc status mark-good` and asks the app (pycam-health);
-# RAUC's pre-install handler (downgrade policy, usr/lib/pycam/rauc-pre-install) is Python
-RDEPENDS:${PN} = "pycam-app python3-core rauc"
+# the health gate runs `rauc status mark-good` and asks the app (pycam-health); RAUC's
+# pre-install handler (downgrade policy, usr/lib/pycam/rauc-pre-install) is Python; the factory
+# helpers (factory-provision, factory-selftest, factory-identity) need openssl, Python and iproute2
+RDEPENDS:${PN} = "iproute2 openssl-bin pycam-app python3-core rauc"
