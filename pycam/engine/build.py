@@ -26,6 +26,7 @@ from pycam.engine.packages import load_packages
 from pycam.engine.run import oserror
 from pycam.errors import PycamError
 from pycam.keys import KeySet, check_signing_cert
+from pycam.keys.version import check_version
 from pycam.log import log, stage
 
 # Fixed timestamps make the root byte-for-byte reproducible (small deltas); the package
@@ -106,6 +107,7 @@ def build(product: Product, keys: KeySet, opts: BuildOptions) -> Outputs:
     for warning in check_signing_cert(keys.require(), opts.release):
         log.warning("%s", warning)
     version = opts.version or product.ota.version
+    check_version(version)
     out = outputs(product, version)
     work = out.directory / "work"
     try:
