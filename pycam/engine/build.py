@@ -30,6 +30,7 @@ from pycam.engine.packages import load_packages
 from pycam.engine.run import oserror
 from pycam.errors import PycamError
 from pycam.keys import KeySet, check_signing_cert
+from pycam.keys.version import check_version
 from pycam.log import log, stage
 
 # Fixed timestamps make the root byte-for-byte reproducible (small deltas); the package
@@ -129,6 +130,7 @@ def _build_locked(product: Product, keys: KeySet, opts: BuildOptions, started: f
     for warning in check_signing_cert(keys.require(), opts.release):
         log.warning("%s", warning)
     version = opts.version or product.ota.version
+    check_version(version)
     out = outputs(product, version)
     work = out.directory / "work"
     try:

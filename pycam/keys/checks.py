@@ -71,8 +71,8 @@ def check_signing_cert(keys: KeySet, release: bool, now: dt.datetime | None = No
         crl = next((c for c in crls if _crl_of(c, trusted)), None)
         if crl is None:
             raise PycamError(f"the keyring {keys.keyring} has no CRL for {trusted.subject.rfc4514_string()}",
-                             "devices check CRLs (RAUC check-crl) and would refuse every bundle: "
-                             "run pycam keys init --if-missing (adds an empty CRL)")
+                             "devices check CRLs (RAUC check-crl) and would refuse every bundle: where the CA "
+                             "key is, run pycam keys init --if-missing (adds an empty CRL)")
         if trusted is ca and crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
             raise PycamError(f"the signing certificate {source} (serial {cert.serial_number:x}) is revoked",
                              "issue a new one: pycam keys rotate")

@@ -31,9 +31,9 @@ import pytest
 from pycam import keys
 from pycam.definition import Product
 from tests.bundles import Signer, craft, issue
-from tests.target.device import rauc_status, sh, sh_rc, uboot_env, wait_unit_done
+from tests.target.device import rauc_status, sh, sh_rc, uboot_env
 
-GATE = "pycam-health-gate.service"
+GATE = "pycam-health-gate.service"  # stopped on this device: see the `device` fixture
 NOW = dt.datetime.now(dt.UTC)
 DOWNGRADE = "0.0.9"
 
@@ -103,16 +103,16 @@ def server(crafted: Crafted) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def device(devices, product: Product):
+def device(devices):
     started = time.monotonic()
     strategy = devices.new("rejections")
     strategy.transition("shell")
     shell = strategy.shell
-    booted = time.monotonic()
-    # the gate's mark-good resets BOOT_A_LEFT: let it finish before comparing the environment
-    assert wait_unit_done(shell, GATE, timeout=product.ota.health_timeout_sec + 60) == "active"
-    print(f"fresh device: shell after {booted - started:.0f} s, health gate done after "
-          f"{time.monotonic() - started:.0f} s")
+    # Freeze the boot state: the health gate's mark-good would reset BOOT_A_LEFT in the middle of the
+    # before/after comparisons, and the camera app's encoder would only slow the installs down. This
+    # device never reboots, so nothing needs its slot confirmed (test_image.py covers the gate).
+    sh(shell, f"systemctl stop {GATE} pycam-app.service")
+    print(f"fresh device: shell after {time.monotonic() - started:.0f} s")
     return shell
 
 

@@ -4,31 +4,21 @@ against a fake root and a real bundle's manifest."""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from pycam import ROOT
+from pycam.errors import PycamError
+from pycam.keys import version
 
 HANDLER = ROOT / "rootfs" / "overlay" / "usr" / "lib" / "pycam" / "rauc-pre-install"
 
 
-def _load() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("rauc_pre_install", str(HANDLER))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-policy = _load()
+policy = version.policy()
 
 
 @pytest.mark.parametrize(("older", "newer"), [
@@ -130,3 +120,10 @@ def test_handler_reads_the_manifest_rauc_mounts(product, tmp_path: Path) -> None
     subprocess.run(["rauc", f"--keyring={pki.keyring}", "extract", str(bundle), str(out)], check=True,
                    capture_output=True)
     assert policy.bundle_version(out) == "0.0.7"
+
+
+def test_build_refuses_a_version_devices_would_refuse() -> None:
+    version.check_version("0.2.0-rc.1")
+    with pytest.raises(PycamError, match="devices refuse bundles outside the version scheme") as err:
+        version.check_version("nightly")
+    assert "--version 1.2.0" in err.value.hint
