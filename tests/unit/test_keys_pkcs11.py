@@ -130,7 +130,7 @@ def test_pycam_bundle_signs_with_the_token(product, token: str, tmp_path: Path) 
     records = list(cache.glob(f"system-{product.board.name}-*/pycam-cache.json"))
     if os.geteuid() != 0 or not records:
         pytest.skip("needs root and a finished `pycam build` (its cache makes this a bundle-only run)")
-    version = "0.0.1-pkcs11"
+    version = "0.0.1-pkcs11.1"
     pki_dir = tmp_path / "pki"
     shutil.copytree(keys.keys_dir(), pki_dir)
     keyset = keys.KeySet(pki_dir)
@@ -139,8 +139,9 @@ def test_pycam_bundle_signs_with_the_token(product, token: str, tmp_path: Path) 
     out_dir.mkdir()
     (out_dir / "cache").symlink_to(cache)  # outputs apart, stages from the real cache
     env = {**os.environ, "PYCAM_KEYS_DIR": str(pki_dir), "PYCAM_BUILD_DIR": str(out_dir)}
-    subprocess.run([sys.executable, "-m", "pycam", "bundle", "--board", product.board.name, "--version", version],
-                   env=env, check=True, capture_output=True, text=True)
+    made = subprocess.run([sys.executable, "-m", "pycam", "bundle", "--board", product.board.name,
+                           "--version", version], env=env, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr[-3000:]
     bundle = out_dir / product.board.name / f"{product.ota.product}-{product.board.name}-{version}.raucb"
     dump = subprocess.run(["rauc", f"--keyring={keys.KeySet(keys.keys_dir()).keyring}", "info", "--dump-cert",
                            str(bundle)], capture_output=True, text=True, check=True).stdout
