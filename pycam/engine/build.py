@@ -106,14 +106,15 @@ def check_host(product: Product) -> None:
 
 
 @contextmanager
-def exclusive(directory: Path) -> Iterator[None]:
-    """One build at a time per build directory: a build prunes the cache entries it did not use."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / ".lock").open("w") as lock:
+def exclusive(cache: Path) -> Iterator[None]:
+    """One build at a time per cache (build directories may share one): a build prunes the entries
+    it did not use, which would pull them from under another build."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.info("another pycam build is using %s: waiting for it to finish", directory)
+            log.info("another pycam build is using the cache %s: waiting for it to finish", cache)
             fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -122,7 +123,7 @@ def build(product: Product, keys: KeySet, opts: BuildOptions) -> Outputs:
     started = time.monotonic()
     check_board(product)
     check_host(product)
-    with exclusive(build_dir()):
+    with exclusive(build_dir() / "cache"):
         return _build_locked(product, keys, opts, started)
 
 
