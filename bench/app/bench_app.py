@@ -265,16 +265,15 @@ def bench_memory(seconds: float) -> dict[str, Any]:
 
 
 def bench_latency(seconds: float) -> dict[str, Any]:
-    chromium = shutil.which("chromium")
-    if chromium is None:
+    sys.path.insert(0, str(ROOT / "tests" / "app"))
+    from conftest import CHROMIUM, CHROMIUM_FLAGS, Server, password_of, small_config
+
+    if CHROMIUM is None:
         return {"skipped": "chromium not installed"}
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         return {"skipped": "playwright not installed"}
-    sys.path.insert(0, str(ROOT / "tests" / "app"))
-    from conftest import Server, password_of, small_config
-
     tmp = Path(tempfile.mkdtemp(prefix="pycam-lat-"))
     cfg = small_config(
         tmp,
@@ -282,19 +281,9 @@ def bench_latency(seconds: float) -> dict[str, Any]:
         sub={"width": 320, "height": 180, "fps": 10, "bitrate": 200_000},
     )
     server = Server(cfg)
-    flags = [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=flags)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page()
             base = f"http://{server.host}:{server.port}"
             page.goto(base + "/login")
