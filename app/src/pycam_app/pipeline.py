@@ -8,10 +8,12 @@ are what the health endpoint and the systemd watchdog look at.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
 import av
@@ -66,8 +68,9 @@ class Pipeline:
         self.started_mono = time.monotonic()
         self.last_error = ""
         self.restarts = 0
-        self.latest_main: av.VideoFrame | None = None
-        self.latest_sub: av.VideoFrame | None = None
+        # Snapshots take the next frame of their stream: the pipeline keeps no decoded frame between frames.
+        self._frame_waiters: list[tuple[str, Future[av.VideoFrame]]] = []
+        self._waiters_lock = threading.Lock()
         self._listeners: list[FrameListener] = []
         self._analysis: list[FrameListener] = []
         self._stop = threading.Event()
@@ -86,6 +89,21 @@ class Pipeline:
     def add_analysis_listener(self, fn: FrameListener) -> None:
         """fn(main frame before overlays, capture, frame_no) at the sub stream's rate (motion detection)."""
         self._analysis.append(fn)
+
+    def next_frame(self, stream: str) -> Future[av.VideoFrame]:
+        """The next frame the pipeline encodes for `stream` ("main" or "sub"), after overlays."""
+        fut: Future[av.VideoFrame] = Future()
+        with self._waiters_lock:
+            self._frame_waiters.append((stream, fut))
+        return fut
+
+    def _hand_over(self, stream: str, frame: av.VideoFrame) -> None:
+        with self._waiters_lock:
+            waiting = [w for w in self._frame_waiters if w[0] == stream]
+            self._frame_waiters = [w for w in self._frame_waiters if w[0] != stream]
+        for _, fut in waiting:
+            with contextlib.suppress(InvalidStateError):  # the snapshot gave up waiting
+                fut.set_result(frame)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
@@ -141,32 +159,44 @@ class Pipeline:
             if now < main_due - main_period * SLACK:
                 continue
             main_due = max(main_due + main_period, now + main_period * SLACK)
-            if self._t0 is None:
-                self._t0 = now
-            if self.first_frame_boottime_s is None:
-                self.first_frame_boottime_s = boottime() - (time.monotonic() - now)
-                self.first_frame_mono = now
-                log.info("first frame %.3f s after boot", self.first_frame_boottime_s)
-            pts = round((now - self._t0) / TIME_BASE)
-            frame = cap.frame
-            if frame.width != m.width or frame.height != m.height or frame.format.name != "yuv420p":
-                frame = frame.reformat(width=m.width, height=m.height, format="yuv420p")
-            self.frames += 1
-            frame_no = self.frames
             sub_due_now = now >= sub_due - sub_period * SLACK
             if sub_due_now:
-                self._notify(self._analysis, frame, cap, frame_no)
-            frame = overlay.apply(frame, self.controls, cap.wall)
-            for data, p, key in main_enc.encode(frame, pts):
-                self.main.publish(data, p, key, cap.mono, cap.wall, frame_no)
-            self.latest_main = frame
-            if sub_due_now:
                 sub_due = max(sub_due + sub_period, now + sub_period * SLACK)
-                sub_frame = frame.reformat(width=s.width, height=s.height)
-                for data, p, key in sub_enc.encode(sub_frame, pts):
-                    self.sub.publish(data, p, key, cap.mono, cap.wall, frame_no)
-                self.latest_sub = sub_frame
-                self._notify(self._listeners, sub_frame, cap, frame_no)
+            self._process(cap, main_enc, sub_enc, sub_due_now)
+            # Drop the frame now, not when the next one arrives: between frames the pipeline holds none.
+            del cap
+
+    def _process(self, cap: Captured, main_enc: H264Encoder, sub_enc: H264Encoder, sub_due_now: bool) -> None:
+        m, s = self.cfg.main, self.cfg.sub
+        now = cap.mono
+        if self._t0 is None:
+            self._t0 = now
+        if self.first_frame_boottime_s is None:
+            self.first_frame_boottime_s = boottime() - (time.monotonic() - now)
+            self.first_frame_mono = now
+            log.info("first frame %.3f s after boot", self.first_frame_boottime_s)
+        pts = round((now - self._t0) / TIME_BASE)
+        frame = cap.frame
+        if frame.width != m.width or frame.height != m.height or frame.format.name != "yuv420p":
+            frame = frame.reformat(width=m.width, height=m.height, format="yuv420p")
+        self.frames += 1
+        frame_no = self.frames
+        if sub_due_now:
+            self._notify(self._analysis, frame, cap, frame_no)
+        frame = overlay.apply(frame, self.controls, cap.wall)
+        for data, p, key in main_enc.encode(frame, pts):
+            self.main.publish(data, p, key, cap.mono, cap.wall, frame_no)
+        sub_frame = None
+        if sub_due_now:
+            sub_frame = frame.reformat(width=s.width, height=s.height)
+            for data, p, key in sub_enc.encode(sub_frame, pts):
+                self.sub.publish(data, p, key, cap.mono, cap.wall, frame_no)
+            self._notify(self._listeners, sub_frame, cap, frame_no)
+        # Only now, once this thread is done with them: a VideoFrame's reformatter is not thread-safe.
+        if self._frame_waiters:
+            self._hand_over("main", frame)
+            if sub_frame is not None:
+                self._hand_over("sub", sub_frame)
 
     @staticmethod
     def _notify(listeners: list[FrameListener], frame: av.VideoFrame, cap: Captured, frame_no: int) -> None:

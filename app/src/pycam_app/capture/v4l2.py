@@ -252,6 +252,7 @@ class V4L2Source(Source):
             if captured is not None:
                 last = captured.mono
                 yield captured
+                captured = None  # not held here while waiting for the next frame
 
     def _dequeue(self) -> Captured | None:
         buf = self._buffer(0)
