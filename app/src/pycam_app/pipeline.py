@@ -52,13 +52,15 @@ class Pipeline:
         self.cfg = cfg
         self.source = source
         self.controls = controls or Controls()
-        # The recorded stream keeps the event pre-roll; the other one only what a live viewer joins from
-        # (the latest keyframe onwards). With the defaults the sub ring shrinks from 11 s to 3 s (~0.4 MB
-        # at 400 kbit/s).
-        pre_roll_s = cfg.recording.pre_roll_s + 2 * max(cfg.main.keyframe_interval, cfg.sub.keyframe_interval) + 1
-
+        # The recorded stream keeps the event pre-roll: an event clip starts at the keyframe at or before
+        # (event - pre_roll), at most one GOP earlier, and the recorder takes it well within a second of
+        # the event. The ring always starts at a keyframe at least ring_s old, so pre-roll + one GOP + 1 s
+        # covers it (it held two GOPs more: ~1 MB at the 2 Mbit/s main default). The other stream keeps
+        # only what a live viewer joins from (the latest keyframe onwards).
         def ring_s(name: str, s: StreamConfig) -> float:
-            return pre_roll_s if name == cfg.recording.stream else s.keyframe_interval + 1
+            if name == cfg.recording.stream:
+                return cfg.recording.pre_roll_s + s.keyframe_interval + 1
+            return s.keyframe_interval + 1
 
         self.main = Stream("main", cfg.main.width, cfg.main.height, cfg.main.fps, ring_s("main", cfg.main))
         self.sub = Stream("sub", cfg.sub.width, cfg.sub.height, cfg.sub.fps, ring_s("sub", cfg.sub))

@@ -3,7 +3,7 @@
 FFmpeg's video4linux2 demuxer (PyAV's av.open(..., format="video4linux2")) always asks the driver for 256
 capture buffers; drivers grant their maximum (32 in Linux 6.1), every one a full frame mapped into the
 process: 10.8 MB for vivid's 640x360 yuv420p, 130 MB for a 1080p YUYV webcam. This backend does the
-same streaming I/O with BUFFERS buffers and copies each dequeued frame into a PyAV VideoFrame (yuv420p,
+same streaming I/O with BUFFERS (3) buffers and copies each dequeued frame into a PyAV VideoFrame (yuv420p,
 nv12, packed YUV, grey, RGB) or decodes it with PyAV (MJPEG), so the rest of the pipeline is unchanged.
 
 The ioctl structures are laid out with `struct` in native alignment (the kernel's own layout on 64-bit
@@ -30,7 +30,8 @@ from .base import Captured, CaptureError, Source
 
 log = logging.getLogger(__name__)
 
-BUFFERS = 4  # enough for the pipeline to hold one frame while the driver fills the next ones
+# Each dequeued buffer is copied out and queued again at once, so the driver always has two to fill.
+BUFFERS = 3
 STALL_S = 10.0  # no frame for this long: the camera is gone or hung
 
 # struct layouts (linux/videodev2.h), native alignment; "0l" pads the end like the C compiler does
