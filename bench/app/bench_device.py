@@ -9,13 +9,19 @@ plays, reads from the device:
   of the service's main process, and the mappings with the most resident memory (/proc/<pid>/smaps),
   grouped by file (anonymous memory, heap and stacks as one group each).
 
-The result goes into bench/results/app.json under "device", next to the host figures (bench_app.py);
-the rest of the file is kept. Run: .venv/bin/python bench/app/bench_device.py [--seconds 20]
+It also records the service's imports stage by stage on the device (VmRSS of a fresh python3 after
+asyncio, aiohttp.web, av and pycam_app, with the unit's environment and what cli._lean_process blocks).
+--env KEY=VALUE runs the service with an extra Environment= (a drop-in under /run) to weigh a setting.
+
+The result goes into bench/results/app.json under "device" (or "device_variants" with --env), next to the
+host figures (bench_app.py); the rest of the file is kept.
+Run: .venv/bin/python bench/app/bench_device.py [--seconds 20] [--env MALLOC_ARENA_MAX=1]
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import base64
 import json
@@ -50,6 +56,36 @@ SMAPS_BY_FILE = (
     "awk '/^[0-9a-f]+-[0-9a-f]+ /{n=($6==\"\")?\"[anon]\":$6} /^Rss:/{r[n]+=$2} /^Pss:/{p[n]+=$2} "
     "END{for(k in r) if(r[k]>0) print r[k], p[k], k}' /proc/{pid}/smaps | sort -rn"
 )
+
+
+# VmRSS (MB) of a fresh interpreter after each import stage, as the plain-HTTP service imports them.
+IMPORT_STAGES = """
+import os, sys
+sys.modules["ssl"] = sys.modules["_hashlib"] = None
+os.environ["GNUTLS_NO_IMPLICIT_INIT"] = "1"
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+out = {"python": rss()}
+import asyncio
+out["+ asyncio"] = rss()
+import aiohttp.web
+out["+ aiohttp.web"] = rss()
+import av
+out["+ av"] = rss()
+import pycam_app.service, pycam_app.web.server
+out["+ pycam_app (service, web)"] = rss()
+print(out)
+"""
+
+
+def import_stages(shell: Any) -> dict[str, float]:
+    env = " ".join(run(shell, "systemctl show -p Environment --value pycam-app").split())
+    script = base64.b64encode(IMPORT_STAGES.encode()).decode()  # one line through the serial console
+    run(shell, f"echo {script} | base64 -d > /tmp/stages.py")
+    out = run(shell, f"cd /tmp && env {env} python3 /tmp/stages.py", timeout=600).strip().splitlines()[-1]
+    return {k: float(v) for k, v in ast.literal_eval(out).items()}
 
 
 def free_port() -> int:
@@ -118,7 +154,7 @@ class Viewer(threading.Thread):
         self.join(40)
 
 
-def measure(board: str, seconds: float, samples: int, top: int) -> dict[str, Any]:
+def measure(board: str, seconds: float, samples: int, top: int, extra_env: list[str]) -> dict[str, Any]:
     from labgrid import Environment
 
     product = load_product(board)
@@ -139,6 +175,11 @@ def measure(board: str, seconds: float, samples: int, top: int) -> dict[str, Any
         t0 = time.monotonic()
         dut.transition("shell")
         try:
+            if extra_env:  # a runtime drop-in; one restart stays well inside the unit's start limit
+                run(dut.shell, "pycam-health --wait 600", timeout=660)
+                dropin = "/run/systemd/system/pycam-app.service.d"
+                run(dut.shell, f"mkdir -p {dropin} && printf '[Service]\\nEnvironment=%s\\n' '{' '.join(extra_env)}' "
+                    f"> {dropin}/bench.conf && systemctl daemon-reload && systemctl restart pycam-app", timeout=300)
             return _on_device(dut.shell, port, seconds, samples, top, time.monotonic() - t0, built)
         finally:
             dut.transition("off")
@@ -167,6 +208,7 @@ def _on_device(shell: Any, port: int, seconds: float, samples: int, top: int, bo
     mappings = by_file(shell, pid, top)
     clients = json.loads(run(shell, "pycam-health"))["clients"]
     viewer.stop()
+    stages = import_stages(shell)
     if viewer.error:
         raise RuntimeError(f"the viewer failed while measuring: {viewer.error}")
     median = {k: statistics.median(s[k] for s in taken) for k in taken[0]}
@@ -191,6 +233,7 @@ def _on_device(shell: Any, port: int, seconds: float, samples: int, top: int, bo
         "pss_mb_both_streams_one_viewer": median["pss_mb"],
         "median": median,
         "largest_mappings": mappings,
+        "import_stages_rss_mb": stages,
     }
 
 
@@ -200,14 +243,22 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="viewer playing before and while measuring")
     ap.add_argument("--samples", type=int, default=5)
     ap.add_argument("--top", type=int, default=25, help="largest mappings to list")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra service environment")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/results/app.json alone")
     args = ap.parse_args()
+    for item in args.env:
+        if "=" not in item or " " in item or "'" in item:
+            ap.error(f"--env {item!r}: write KEY=VALUE without spaces or quotes")
     result = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              **measure(args.board, args.seconds, args.samples, args.top)}
+              **measure(args.board, args.seconds, args.samples, args.top, args.env)}
     print(json.dumps(result, indent=2))
     if not args.no_write:
         data = json.loads(OUT.read_text()) if OUT.exists() else {}
-        data["device"] = result
+        if args.env:
+            data.setdefault("device_variants", {})[" ".join(args.env)] = {
+                k: result[k] for k in ("time", "median", "environment", "fragments_received")}
+        else:
+            data["device"] = result
         OUT.write_text(json.dumps(data, indent=2) + "\n")
     return 0
 

@@ -116,6 +116,9 @@ class Index:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # an acknowledged row survives a power cut
+        # SQLite's page cache grows to 2 MB by default as the index does; the timeline queries use the
+        # start-time indexes and need a fraction of that.
+        db.execute("PRAGMA cache_size=-256")
         db.executescript(SCHEMA)
         return db
 
