@@ -364,8 +364,10 @@ def main() -> int:
         "latency": bench_latency(args.seconds),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    if OUT.exists() and "device" in (previous := json.loads(OUT.read_text())):
-        results["device"] = previous["device"]  # bench_device.py's figure (the QEMU image) stays
+    previous = json.loads(OUT.read_text()) if OUT.exists() else {}
+    for key in ("device", "device_variants"):  # bench_device.py's figures (the QEMU image) stay
+        if key in previous:
+            results[key] = previous[key]
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0

@@ -48,7 +48,7 @@ def zone_mask(areas: list[dict[str, float]], exclude_top: float = 0.0) -> list[i
 
 def thumbnail(frame: av.VideoFrame, scaler: VideoReformatter | None = None) -> bytes:
     """The frame as GRID_W x GRID_H grey bytes (scaler: a reformatter kept across frames, see pipeline)."""
-    g = (scaler or VideoReformatter()).reformat(frame, width=GRID_W, height=GRID_H, format="gray")
+    g = (scaler or VideoReformatter()).reformat(frame, width=GRID_W, height=GRID_H, format="gray", threads=1)
     plane = g.planes[0]
     data = bytes(plane)
     ls = plane.line_size

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # Share of a frame period a frame may arrive early and still count: a source running at exactly the
 # configured rate, with jitter, must not lose every other frame.
 SLACK = 0.3
+SCALE_THREADS = 1  # swscale threads per scaler: the frames are small, the pipeline is one thread
 
 FrameListener = Callable[[av.VideoFrame, Captured, int], None]
 
@@ -76,9 +77,11 @@ class Pipeline:
         self._waiters_lock = threading.Lock()
         self._listeners: list[FrameListener] = []
         self._analysis: list[FrameListener] = []
-        # One scaler each, kept across frames: frame.reformat() builds and frees a new SwsContext for
-        # every frame (8.9 ms a frame against 0.3 ms on a laptop core for 640x360 -> 320x180, and its
-        # allocations come and go in the pipeline thread's malloc arena every frame).
+        # One scaler each, kept across frames, single-threaded (SCALE_THREADS): frame.reformat() builds a
+        # new SwsContext for every frame and, asking for "auto" threads, starts and joins a pool of
+        # slice threads each time (8.9 ms a frame against 0.3 ms on a laptop core for 640x360 ->
+        # 320x180; their stacks and allocations come and go every frame). A kept context with auto
+        # threads stalled the pipeline in the QEMU image, so scaling stays on the pipeline thread.
         self._to_main = VideoReformatter()
         self._to_sub = VideoReformatter()
         self._stop = threading.Event()
@@ -186,7 +189,9 @@ class Pipeline:
         pts = round((now - self._t0) / TIME_BASE)
         frame = cap.frame
         if frame.width != m.width or frame.height != m.height or frame.format.name != "yuv420p":
-            frame = self._to_main.reformat(frame, width=m.width, height=m.height, format="yuv420p")
+            frame = self._to_main.reformat(
+                frame, width=m.width, height=m.height, format="yuv420p", threads=SCALE_THREADS
+            )
         self.frames += 1
         frame_no = self.frames
         if sub_due_now:
@@ -196,7 +201,7 @@ class Pipeline:
             self.main.publish(data, p, key, cap.mono, cap.wall, frame_no)
         sub_frame = None
         if sub_due_now:
-            sub_frame = self._to_sub.reformat(frame, width=s.width, height=s.height)
+            sub_frame = self._to_sub.reformat(frame, width=s.width, height=s.height, threads=SCALE_THREADS)
             for data, p, key in sub_enc.encode(sub_frame, pts):
                 self.sub.publish(data, p, key, cap.mono, cap.wall, frame_no)
             self._notify(self._listeners, sub_frame, cap, frame_no)
