@@ -4,7 +4,10 @@
   service: pycam-app as its own process, synthetic 640x360@15 main + 320x180@10 sub, with the systemd
            unit's Environment= (malloc settings): resident memory (VmRSS, and PSS/USS/anonymous from
            smaps_rollup) with both streams and one viewer; CPU with 0, 1 and 3 WebSocket viewers
-  memory:  where the memory goes: RSS after each import stage, and the one-viewer service figure with
+  memory:  the one-viewer figure, median of 3 runs, with the venv's aiohttp and with Debian bookworm's
+           python3-aiohttp 3.8.4 and its dependencies (the device's; `apt-get download`, unpacked under
+           build/bench/debian-aiohttp/, first on PYTHONPATH); where the memory goes: RSS after each
+           import stage, and the one-viewer service figure with
            each memory lever undone in turn (see app/README.md, Memory)
   latency: glass-to-glass on loopback: synthetic capture timestamp -> frame decoded and shown in headless
            Chromium (MSE), read back from the picture (needs /usr/bin/chromium and playwright)
@@ -228,7 +231,8 @@ def import_stages(block_ssl: bool) -> dict[str, float]:
         "out = []",
     ]
     if block_ssl:  # what cli._lean_process does for a plain-HTTP service
-        lines.insert(1, "sys.modules['ssl'] = None; os.environ['GNUTLS_NO_IMPLICIT_INIT'] = '1'")
+        lines.insert(1, "sys.modules['ssl'] = sys.modules['_hashlib'] = None")
+        lines.insert(2, "os.environ['GNUTLS_NO_IMPLICIT_INIT'] = '1'")
     for _, stmt in IMPORT_STAGES:
         lines += [stmt or "pass", "out.append(round(rss(), 1))"]
     lines.append("print(out)")
@@ -236,6 +240,32 @@ def import_stages(block_ssl: bool) -> dict[str, float]:
     r = subprocess.run([sys.executable, "-c", "\n".join(lines)], capture_output=True, text=True, env=env, check=True)
     values = json.loads(r.stdout.strip().splitlines()[-1])
     return {name: v for (name, _), v in zip(IMPORT_STAGES, values, strict=True)}
+
+
+# Debian bookworm's aiohttp as on the device, with the Python dependencies it pulls in there.
+DEBIAN_AIOHTTP = ("python3-aiohttp", "python3-yarl", "python3-multidict", "python3-frozenlist", "python3-aiosignal",
+                  "python3-async-timeout", "python3-charset-normalizer", "python3-attr")
+
+
+def debian_aiohttp() -> Path | None:
+    """dist-packages with Debian's aiohttp (downloaded and byte-compiled once), or None off Debian bookworm."""
+    out = ROOT / "build" / "bench" / "debian-aiohttp"
+    site = out / "usr" / "lib" / "python3" / "dist-packages"
+    if (site / "aiohttp").is_dir():
+        return site
+    if shutil.which("apt-get") is None or "bookworm" not in Path("/etc/os-release").read_text():
+        return None
+    debs = out / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["apt-get", "download", *DEBIAN_AIOHTTP], cwd=debs, check=True, capture_output=True)
+    for deb in sorted(debs.glob("*.deb")):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(out)], check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(site)], check=True, capture_output=True)
+    return site
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in ("rss_mb", "pss_mb", "uss_mb", "anon_mb")}
 
 
 def one_viewer(seconds: float, **kw: Any) -> dict[str, Any]:
@@ -248,16 +278,23 @@ def bench_memory(seconds: float) -> dict[str, Any]:
     variants: dict[str, dict[str, Any]] = {
         "as shipped": {},
         "ssl imported (undoes: plain HTTP never loads ssl)": {"preimport": "ssl"},
+        "OpenSSL hashing (undoes: plain HTTP never loads _hashlib/libcrypto)": {"preimport": "_hashlib"},
         "GnuTLS initialised at load (undoes: GNUTLS_NO_IMPLICIT_INIT=1)": {"env": {"GNUTLS_NO_IMPLICIT_INIT": "0"}},
         "glibc dynamic mmap threshold (undoes: MALLOC_MMAP/TRIM_THRESHOLD_)": {
             "env": {"MALLOC_MMAP_THRESHOLD_": None, "MALLOC_TRIM_THRESHOLD_": None}
         },
     }
+    site = debian_aiohttp()
+    venv = [one_viewer(seconds) for _ in range(3)]
     out: dict[str, Any] = {
+        "one_viewer_median_of_3": {"aiohttp " + _version("aiohttp"): median_of(venv)},
         "import_stages_rss_mb": import_stages(block_ssl=False),
         "import_stages_rss_mb_plain_http": import_stages(block_ssl=True),
         "one_viewer": {},
     }
+    if site is not None:
+        debian = [one_viewer(seconds, env={"PYTHONPATH": str(site)}) for _ in range(3)]
+        out["one_viewer_median_of_3"]["aiohttp 3.8.4 (Debian bookworm)"] = median_of(debian)
     for name, kw in variants.items():
         m = one_viewer(seconds, **kw)
         out["one_viewer"][name] = {k: m[k] for k in ("rss_mb", "pss_mb", "uss_mb", "anon_mb")}
@@ -265,16 +302,15 @@ def bench_memory(seconds: float) -> dict[str, Any]:
 
 
 def bench_latency(seconds: float) -> dict[str, Any]:
-    chromium = shutil.which("chromium")
-    if chromium is None:
+    sys.path.insert(0, str(ROOT / "tests" / "app"))
+    from conftest import CHROMIUM, CHROMIUM_FLAGS, Server, password_of, small_config
+
+    if CHROMIUM is None:
         return {"skipped": "chromium not installed"}
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         return {"skipped": "playwright not installed"}
-    sys.path.insert(0, str(ROOT / "tests" / "app"))
-    from conftest import Server, password_of, small_config
-
     tmp = Path(tempfile.mkdtemp(prefix="pycam-lat-"))
     cfg = small_config(
         tmp,
@@ -282,19 +318,9 @@ def bench_latency(seconds: float) -> dict[str, Any]:
         sub={"width": 320, "height": 180, "fps": 10, "bitrate": 200_000},
     )
     server = Server(cfg)
-    flags = [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=flags)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page()
             base = f"http://{server.host}:{server.port}"
             page.goto(base + "/login")
@@ -338,6 +364,10 @@ def main() -> int:
         "latency": bench_latency(args.seconds),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(OUT.read_text()) if OUT.exists() else {}
+    for key in ("device", "device_variants"):  # bench_device.py's figures (the QEMU image) stay
+        if key in previous:
+            results[key] = previous[key]
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0

@@ -7,6 +7,7 @@ import base64
 import dataclasses
 import http.client
 import json
+import shutil
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,21 @@ import pytest
 import pytest_asyncio
 from pycam_app import config
 from pycam_app.service import CameraService
+
+# Headless Chromium for the live-view tests and the latency benchmark (bench/app/bench_app.py): Debian's
+# /usr/bin/chromium, no GPU, sandbox or background traffic; video may start without a user gesture.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 
 def small_config(tmp_path: Path, **sections: dict[str, Any]) -> config.Config:

@@ -6,25 +6,11 @@ the synthetic test pattern (colour bars) and its frame counter stamp, which keep
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Server, password_of, small_config
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
+from conftest import CHROMIUM, CHROMIUM_FLAGS, Server, password_of, small_config
 
 # Reads the picture from the <video> element: colour of each bar at 60% height, and the stamp.
 READ_PICTURE = """() => {
@@ -61,7 +47,7 @@ def browser() -> Iterator[Any]:
         pytest.skip("chromium is not installed (apt install chromium; listed in app/host-packages.txt)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip: app[dev])")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         yield b
         b.close()
 

@@ -1,8 +1,9 @@
-"""The service as its own process (`pycam-app`), as systemd runs it: plain HTTP without OpenSSL's TLS layer
-loaded at all, HTTPS with the device certificate when it exists."""
+"""The service as its own process (`pycam-app`), as systemd runs it: plain HTTP without OpenSSL (neither
+its TLS layer nor libcrypto) loaded at all, HTTPS with the device certificate when it exists."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import ssl
@@ -66,8 +67,15 @@ def test_plain_http_service_never_loads_tls(tmp_path: Path, stop: list[subproces
     stop.append(proc)
     assert url.startswith("http://")
     assert _health(url)["frames"] > 0
+    # a login runs PBKDF2 without OpenSSL (auth.pbkdf2_sha256)
+    password = (Path(small_config(tmp_path).data_dir) / "initial-password").read_text().split("password: ")[1]
+    token = base64.b64encode(f"admin:{password.strip()}".encode()).decode()
+    req = urllib.request.Request(url + "/api/properties", headers={"Authorization": "Basic " + token})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200
     maps = Path(f"/proc/{proc.pid}/maps").read_text()
     assert "libssl" not in maps and "/_ssl." not in maps, "ssl was imported by the plain-HTTP service"
+    assert "libcrypto" not in maps and "/_hashlib." not in maps, "OpenSSL was loaded by the plain-HTTP service"
 
 
 def test_https_with_the_device_certificate(tmp_path: Path, stop: list[subprocess.Popen[bytes]]) -> None:

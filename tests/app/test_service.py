@@ -167,7 +167,7 @@ async def test_properties_validation_and_persistence(running: Running, session: 
 
 
 async def test_privacy_mode_blanks_the_picture(running: Running, session: aiohttp.ClientSession) -> None:
-    await wait_for(lambda: running.svc.pipeline.latest_main is not None)
+    await wait_for(lambda: running.svc.pipeline.frames > 0)
     async with session.put("/api/services/camera-control/properties/on", json={"value": False}) as r:
         assert r.status == 200
     await asyncio.sleep(0.4)
@@ -182,7 +182,7 @@ async def test_privacy_mode_blanks_the_picture(running: Running, session: aiohtt
 
 
 async def test_snapshot_shows_stamp(running: Running, session: aiohttp.ClientSession) -> None:
-    await wait_for(lambda: running.svc.pipeline.latest_main is not None)
+    await wait_for(lambda: running.svc.pipeline.frames > 0)
     async with session.get("/snapshot.jpg", params={"stream": "sub"}) as r:
         data = await r.read()
     with av.open(io.BytesIO(data)) as c:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import socket
@@ -126,6 +127,17 @@ def test_password_hash_roundtrip() -> None:
     assert h.startswith("pbkdf2_sha256$1000$")
     assert auth.verify_password("secret-pw", h) and not auth.verify_password("secret-px", h)
     assert not auth.verify_password("x", "garbage") and not auth.verify_password("x", "md5$1$a$b")
+
+
+def test_pbkdf2_without_openssl_matches_openssl(monkeypatch: pytest.MonkeyPatch) -> None:
+    # RFC 7914 section 11: PBKDF2-HMAC-SHA256("passwd", "salt", 1), first 32 bytes
+    rfc = bytes.fromhex("55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc")
+    cases = [(b"passwd", b"salt", 1), (b"pw-12345678", b"0123456789abcdef", 1000), (b"x" * 100, b"s", 7)]
+    with_openssl = [auth.pbkdf2_sha256(*c) for c in cases]
+    monkeypatch.setitem(sys.modules, "_hashlib", None)  # as in a plain-HTTP service (cli._lean_process)
+    assert [auth.pbkdf2_sha256(*c) for c in cases] == with_openssl
+    assert with_openssl[0] == rfc
+    assert with_openssl == [hashlib.pbkdf2_hmac("sha256", *c) for c in cases]
 
 
 def test_credentials_sources(tmp_path: Path) -> None:
@@ -256,8 +268,9 @@ def test_only_the_recorded_stream_keeps_the_pre_roll(tmp_path: Path) -> None:
     for recorded, other in (("main", "sub"), ("sub", "main")):
         cfg = small_config(tmp_path, recording={"pre_roll_s": 6.0, "stream": recorded})
         p = Pipeline(cfg, SyntheticSource(320, 180, 10))
-        kf = max(cfg.main.keyframe_interval, cfg.sub.keyframe_interval)
-        assert p.streams[recorded].ring_s == 6.0 + 2 * kf + 1
+        # The clip starts at the keyframe at or before (event - pre-roll): one GOP more, and a second for the
+        # recorder to take the event.
+        assert p.streams[recorded].ring_s == 6.0 + getattr(cfg, recorded).keyframe_interval + 1
         # A live viewer joins at the latest keyframe: one GOP and a margin are enough.
         assert p.streams[other].ring_s == getattr(cfg, other).keyframe_interval + 1
 

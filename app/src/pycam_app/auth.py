@@ -30,9 +30,41 @@ ITERATIONS = 60_000  # PBKDF2 rounds: ~50 ms on a Pi-class CPU; results are cach
 MIN_PASSWORD = 8
 
 
+def pbkdf2_sha256(password: bytes, salt: bytes, iterations: int) -> bytes:
+    """PBKDF2-HMAC-SHA256 (RFC 8018), 32 bytes: OpenSSL's where hashlib has it, else computed here.
+
+    A plain-HTTP service never loads OpenSSL (cli._lean_process blocks _hashlib; libcrypto and its
+    provider set-up cost ~3.5 MB). hashlib then has no pbkdf2_hmac on Python >= 3.12 and only a
+    deprecated one on 3.11, so the loop is here, on the built-in SHA-256: ~6x slower than OpenSSL
+    (~0.25 s for ITERATIONS on a laptop core), paid once per login thanks to the Authenticator's cache.
+    """
+    try:
+        from _hashlib import pbkdf2_hmac
+    except ImportError:
+        pass
+    else:
+        return pbkdf2_hmac("sha256", password, salt, iterations)
+    key = hashlib.sha256(password).digest() if len(password) > 64 else password
+    key = key.ljust(64, b"\0")
+    inner, outer = hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def prf(message: bytes) -> bytes:
+        i, o = inner.copy(), outer.copy()
+        i.update(message)
+        o.update(i.digest())
+        return o.digest()
+
+    u = prf(salt + b"\x00\x00\x00\x01")  # one block: SHA-256's 32 bytes are the whole key
+    acc = int.from_bytes(u, "big")
+    for _ in range(iterations - 1):
+        u = prf(u)
+        acc ^= int.from_bytes(u, "big")
+    return acc.to_bytes(32, "big")
+
+
 def hash_password(password: str, iterations: int = ITERATIONS, salt: bytes | None = None) -> str:
     salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    digest = pbkdf2_sha256(password.encode(), salt, iterations)
     b64 = base64.b64encode
     return f"pbkdf2_sha256${iterations}${b64(salt).decode()}${b64(digest).decode()}"
 
@@ -43,7 +75,7 @@ def verify_password(password: str, encoded: str) -> bool:
         if algo != "pbkdf2_sha256":
             return False
         expected = base64.b64decode(digest)
-        got = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iters))
+        got = pbkdf2_sha256(password.encode(), base64.b64decode(salt), int(iters))
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, expected)

@@ -30,13 +30,18 @@ def _lean_process(cfg: config.Config) -> None:
       a Python built without it. asyncio, aiohttp and http.client all treat ssl as optional; the service
       makes no outgoing TLS connections. Saves ~1 MB with aiohttp 3.8 and ~3.5 MB with aiohttp >= 3.10,
       whose client builds two CA-loaded SSL contexts at import time. With HTTPS nothing changes.
+    - Plain HTTP also blocks ``_hashlib``, hashlib's OpenSSL backend: hashlib and hmac then use Python's
+      built-in SHA-1/SHA-256/MD5 and libcrypto is never loaded (~3.5 MB: the library's touched pages
+      and OpenSSL 3's provider set-up). auth.pbkdf2_sha256 computes PBKDF2 itself in that case.
     - FFmpeg's bundled GnuTLS initialises itself in a library constructor when PyAV loads it (~0.9 MB);
       GnuTLS skips that with GNUTLS_NO_IMPLICIT_INIT and libavformat initialises it explicitly before
       any TLS URL (which the service never opens).
     """
     os.environ.setdefault("GNUTLS_NO_IMPLICIT_INIT", "1")
-    if not cfg.web.tls_wanted() and "ssl" not in sys.modules:
-        sys.modules["ssl"] = None  # type: ignore[assignment]
+    if not cfg.web.tls_wanted():
+        for name in ("ssl", "_hashlib"):
+            if name not in sys.modules:
+                sys.modules[name] = None  # type: ignore[assignment]
 
 
 async def _serve(cfg: config.Config) -> None:

@@ -38,7 +38,11 @@ class CaptureConfig:
         doc="capture backend; auto = picamera2 if a camera exists, else V4L2 if the device exists, else synthetic",
     )
     device: str = _opt("/dev/video0", doc="V4L2 device path")
-    input_format: str = _opt("", doc="V4L2 pixel format to ask for (e.g. yuyv422, mjpeg); empty = driver default")
+    input_format: str = _opt(
+        "",
+        doc="V4L2 pixel format to ask for (e.g. yuyv422, mjpeg); empty = the first the camera offers of "
+        "yuv420p, nv12, yuyv422, uyvy422, mjpeg, gray, rgb24, bgr24",
+    )
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,14 @@ def parse_path(rel: str) -> tuple[float, str] | None:
     return timegm((y, mo, d, h, mi, s, 0, 0, 0)) + ms / 1000, m.group(8)
 
 
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """(" WHERE a AND b", [values]) of the conditions whose value is given (not None); ("", []) for none."""
+    given = [(clause, value) for clause, value in conditions if value is not None]
+    if not given:
+        return "", []
+    return " WHERE " + " AND ".join(c for c, _ in given), [v for _, v in given]
+
+
 class Index:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -108,6 +116,9 @@ class Index:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # an acknowledged row survives a power cut
+        # SQLite's page cache grows to 2 MB by default as the index does; the timeline queries use the
+        # start-time indexes and need a fraction of that.
+        db.execute("PRAGMA cache_size=-256")
         db.executescript(SCHEMA)
         return db
 
@@ -164,23 +175,11 @@ class Index:
         state: str | None = None,
         oldest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        where, args = [], []
-        if start is not None:
-            where.append("COALESCE(end, start) >= ?")
-            args.append(start)
-        if end is not None:
-            where.append("start < ?")
-            args.append(end)
-        if kind is not None:
-            where.append("kind = ?")
-            args.append(kind)
-        if state is not None:
-            where.append("state = ?")
-            args.append(state)
-        sql = f"SELECT {', '.join(COLUMNS)} FROM recordings"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY start {'ASC' if oldest_first else 'DESC'}, id LIMIT ? OFFSET ?"
+        where, args = _where(
+            ("COALESCE(end, start) >= ?", start), ("start < ?", end), ("kind = ?", kind), ("state = ?", state)
+        )
+        order = "ASC" if oldest_first else "DESC"
+        sql = f"SELECT {', '.join(COLUMNS)} FROM recordings{where} ORDER BY start {order}, id LIMIT ? OFFSET ?"
         return self._rows(sql, (*args, limit, offset), COLUMNS)
 
     def totals(self) -> tuple[int, int]:
@@ -208,17 +207,8 @@ class Index:
     def events(
         self, start: float | None = None, end: float | None = None, limit: int = 100, offset: int = 0
     ) -> list[dict[str, Any]]:
-        where, args = [], []
-        if start is not None:
-            where.append("start >= ?")
-            args.append(start)
-        if end is not None:
-            where.append("start < ?")
-            args.append(end)
-        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY start DESC, id LIMIT ? OFFSET ?"
+        where, args = _where(("start >= ?", start), ("start < ?", end))
+        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events{where} ORDER BY start DESC, id LIMIT ? OFFSET ?"
         return self._rows(sql, (*args, limit, offset), EVENT_COLUMNS)
 
     def clear(self) -> None:

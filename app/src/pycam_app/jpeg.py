@@ -33,8 +33,8 @@ class JpegEncoder:
 
     def encode(self, frame: av.VideoFrame, width: int | None = None, height: int | None = None) -> bytes:
         w, h = width or frame.width, height or frame.height
-        src = frame.reformat(width=w, height=h, format="yuvj420p")
-        with self._lock:
+        with self._lock:  # also around reformat: a frame's reformatter (PyAV) is not thread-safe
+            src = frame.reformat(width=w, height=h, format="yuvj420p", threads=1)
             # The encoder wants increasing timestamps in its own time base, whatever the frame carried.
             self._n += 1
             src.pts = self._n

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
+from av.video.reformatter import VideoReformatter
 
 GRID_W, GRID_H = 64, 36
 # sensitivity -> (pixel difference threshold, changed share of the zone)
@@ -45,8 +46,9 @@ def zone_mask(areas: list[dict[str, float]], exclude_top: float = 0.0) -> list[i
     return sorted(i for i in idx if i >= first)
 
 
-def thumbnail(frame: av.VideoFrame) -> bytes:
-    g = frame.reformat(width=GRID_W, height=GRID_H, format="gray")
+def thumbnail(frame: av.VideoFrame, scaler: VideoReformatter | None = None) -> bytes:
+    """The frame as GRID_W x GRID_H grey bytes (scaler: a reformatter kept across frames, see pipeline)."""
+    g = (scaler or VideoReformatter()).reformat(frame, width=GRID_W, height=GRID_H, format="gray", threads=1)
     plane = g.planes[0]
     data = bytes(plane)
     ls = plane.line_size
@@ -78,6 +80,7 @@ class MotionDetector:
         self._mask = zone_mask([], exclude_top)
         self._prev: bytes | None = None
         self._next = 0.0
+        self._scaler = VideoReformatter()  # used by the pipeline thread only
 
     def configure(self, enabled: bool, sensitivity: str, areas: list[dict[str, float]]) -> None:
         self.enabled, self.sensitivity = enabled, sensitivity
@@ -96,7 +99,7 @@ class MotionDetector:
         if not self.enabled or mono < self._next:
             return
         self._next = mono + self.period * 0.7  # slack for jitter, as in the pipeline
-        cur = thumbnail(frame)
+        cur = thumbnail(frame, self._scaler)
         self.state.brightness = sum(cur) / len(cur)
         prev, self._prev = self._prev, cur
         if prev is None:

@@ -8,13 +8,16 @@ are what the health endpoint and the systemd watchdog look at.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from . import overlay
 from .capture.base import Captured, CaptureError, Source
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 # Share of a frame period a frame may arrive early and still count: a source running at exactly the
 # configured rate, with jitter, must not lose every other frame.
 SLACK = 0.3
+SCALE_THREADS = 1  # swscale threads per scaler: the frames are small, the pipeline is one thread
 
 FrameListener = Callable[[av.VideoFrame, Captured, int], None]
 
@@ -50,13 +54,15 @@ class Pipeline:
         self.cfg = cfg
         self.source = source
         self.controls = controls or Controls()
-        # The recorded stream keeps the event pre-roll; the other one only what a live viewer joins from
-        # (the latest keyframe onwards). With the defaults the sub ring shrinks from 11 s to 3 s (~0.4 MB
-        # at 400 kbit/s).
-        pre_roll_s = cfg.recording.pre_roll_s + 2 * max(cfg.main.keyframe_interval, cfg.sub.keyframe_interval) + 1
-
+        # The recorded stream keeps the event pre-roll: an event clip starts at the keyframe at or before
+        # (event - pre_roll), at most one GOP earlier, and the recorder takes it well within a second of
+        # the event. The ring always starts at a keyframe at least ring_s old, so pre-roll + one GOP + 1 s
+        # covers it (it held two GOPs more: ~1 MB at the 2 Mbit/s main default). The other stream keeps
+        # only what a live viewer joins from (the latest keyframe onwards).
         def ring_s(name: str, s: StreamConfig) -> float:
-            return pre_roll_s if name == cfg.recording.stream else s.keyframe_interval + 1
+            if name == cfg.recording.stream:
+                return cfg.recording.pre_roll_s + s.keyframe_interval + 1
+            return s.keyframe_interval + 1
 
         self.main = Stream("main", cfg.main.width, cfg.main.height, cfg.main.fps, ring_s("main", cfg.main))
         self.sub = Stream("sub", cfg.sub.width, cfg.sub.height, cfg.sub.fps, ring_s("sub", cfg.sub))
@@ -66,10 +72,18 @@ class Pipeline:
         self.started_mono = time.monotonic()
         self.last_error = ""
         self.restarts = 0
-        self.latest_main: av.VideoFrame | None = None
-        self.latest_sub: av.VideoFrame | None = None
+        # Snapshots take the next frame of their stream: the pipeline keeps no decoded frame between frames.
+        self._frame_waiters: list[tuple[str, Future[av.VideoFrame]]] = []
+        self._waiters_lock = threading.Lock()
         self._listeners: list[FrameListener] = []
         self._analysis: list[FrameListener] = []
+        # One scaler each, kept across frames, single-threaded (SCALE_THREADS): frame.reformat() builds a
+        # new SwsContext for every frame and, asking for "auto" threads, starts and joins a pool of
+        # slice threads each time (8.9 ms a frame against 0.3 ms on a laptop core for 640x360 ->
+        # 320x180; their stacks and allocations come and go every frame). A kept context with auto
+        # threads stalled the pipeline in the QEMU image, so scaling stays on the pipeline thread.
+        self._to_main = VideoReformatter()
+        self._to_sub = VideoReformatter()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._t0: float | None = None
@@ -86,6 +100,21 @@ class Pipeline:
     def add_analysis_listener(self, fn: FrameListener) -> None:
         """fn(main frame before overlays, capture, frame_no) at the sub stream's rate (motion detection)."""
         self._analysis.append(fn)
+
+    def next_frame(self, stream: str) -> Future[av.VideoFrame]:
+        """The next frame the pipeline encodes for `stream` ("main" or "sub"), after overlays."""
+        fut: Future[av.VideoFrame] = Future()
+        with self._waiters_lock:
+            self._frame_waiters.append((stream, fut))
+        return fut
+
+    def _hand_over(self, stream: str, frame: av.VideoFrame) -> None:
+        with self._waiters_lock:
+            waiting = [w for w in self._frame_waiters if w[0] == stream]
+            self._frame_waiters = [w for w in self._frame_waiters if w[0] != stream]
+        for _, fut in waiting:
+            with contextlib.suppress(InvalidStateError):  # the snapshot gave up waiting
+                fut.set_result(frame)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
@@ -141,32 +170,46 @@ class Pipeline:
             if now < main_due - main_period * SLACK:
                 continue
             main_due = max(main_due + main_period, now + main_period * SLACK)
-            if self._t0 is None:
-                self._t0 = now
-            if self.first_frame_boottime_s is None:
-                self.first_frame_boottime_s = boottime() - (time.monotonic() - now)
-                self.first_frame_mono = now
-                log.info("first frame %.3f s after boot", self.first_frame_boottime_s)
-            pts = round((now - self._t0) / TIME_BASE)
-            frame = cap.frame
-            if frame.width != m.width or frame.height != m.height or frame.format.name != "yuv420p":
-                frame = frame.reformat(width=m.width, height=m.height, format="yuv420p")
-            self.frames += 1
-            frame_no = self.frames
             sub_due_now = now >= sub_due - sub_period * SLACK
             if sub_due_now:
-                self._notify(self._analysis, frame, cap, frame_no)
-            frame = overlay.apply(frame, self.controls, cap.wall)
-            for data, p, key in main_enc.encode(frame, pts):
-                self.main.publish(data, p, key, cap.mono, cap.wall, frame_no)
-            self.latest_main = frame
-            if sub_due_now:
                 sub_due = max(sub_due + sub_period, now + sub_period * SLACK)
-                sub_frame = frame.reformat(width=s.width, height=s.height)
-                for data, p, key in sub_enc.encode(sub_frame, pts):
-                    self.sub.publish(data, p, key, cap.mono, cap.wall, frame_no)
-                self.latest_sub = sub_frame
-                self._notify(self._listeners, sub_frame, cap, frame_no)
+            self._process(cap, main_enc, sub_enc, sub_due_now)
+            # Drop the frame now, not when the next one arrives: between frames the pipeline holds none.
+            del cap
+
+    def _process(self, cap: Captured, main_enc: H264Encoder, sub_enc: H264Encoder, sub_due_now: bool) -> None:
+        m, s = self.cfg.main, self.cfg.sub
+        now = cap.mono
+        if self._t0 is None:
+            self._t0 = now
+        if self.first_frame_boottime_s is None:
+            self.first_frame_boottime_s = boottime() - (time.monotonic() - now)
+            self.first_frame_mono = now
+            log.info("first frame %.3f s after boot", self.first_frame_boottime_s)
+        pts = round((now - self._t0) / TIME_BASE)
+        frame = cap.frame
+        if frame.width != m.width or frame.height != m.height or frame.format.name != "yuv420p":
+            frame = self._to_main.reformat(
+                frame, width=m.width, height=m.height, format="yuv420p", threads=SCALE_THREADS
+            )
+        self.frames += 1
+        frame_no = self.frames
+        if sub_due_now:
+            self._notify(self._analysis, frame, cap, frame_no)
+        frame = overlay.apply(frame, self.controls, cap.wall)
+        for data, p, key in main_enc.encode(frame, pts):
+            self.main.publish(data, p, key, cap.mono, cap.wall, frame_no)
+        sub_frame = None
+        if sub_due_now:
+            sub_frame = self._to_sub.reformat(frame, width=s.width, height=s.height, threads=SCALE_THREADS)
+            for data, p, key in sub_enc.encode(sub_frame, pts):
+                self.sub.publish(data, p, key, cap.mono, cap.wall, frame_no)
+            self._notify(self._listeners, sub_frame, cap, frame_no)
+        # Only now, once this thread is done with them: a VideoFrame's reformatter is not thread-safe.
+        if self._frame_waiters:
+            self._hand_over("main", frame)
+            if sub_frame is not None:
+                self._hand_over("sub", sub_frame)
 
     @staticmethod
     def _notify(listeners: list[FrameListener], frame: av.VideoFrame, cap: Captured, frame_no: int) -> None:

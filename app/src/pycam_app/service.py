@@ -28,6 +28,7 @@ from .recorder import Recorder
 
 log = logging.getLogger(__name__)
 
+SNAPSHOT_WAIT_S = 3.0  # for the next frame of a stream (the sub stream may run at 1 fps)
 NIGHT_ON_LUMA, NIGHT_OFF_LUMA = 40.0, 70.0  # night-shot auto: hysteresis on the mean brightness
 
 
@@ -210,8 +211,12 @@ class CameraService:
         raise KeyError(f"service {service!r} has no action {name!r}")
 
     async def snapshot(self, stream: str = "main") -> bytes | None:
-        frame = self.pipeline.latest_main if stream == "main" else self.pipeline.latest_sub
-        if frame is None:
+        """JPEG of the stream's next frame; None when no frame has been captured yet or frames stopped."""
+        if self.pipeline.frames == 0:
+            return None
+        try:
+            frame = await asyncio.wait_for(asyncio.wrap_future(self.pipeline.next_frame(stream)), SNAPSHOT_WAIT_S)
+        except TimeoutError:
             return None
         return await asyncio.get_running_loop().run_in_executor(None, self.jpeg.encode, frame)
 

@@ -1,4 +1,8 @@
-"""Choose the capture backend from the config (auto: picamera2, then V4L2, then synthetic)."""
+"""Choose the capture backend from the config (auto: picamera2, then V4L2, then synthetic).
+
+Only the chosen backend's module is imported: a camera never carries the synthetic source's test
+pattern and stamp code, nor the V4L2 code on a picamera2 board.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,6 @@ from pathlib import Path
 from ..config import Config
 from . import picam
 from .base import Source
-from .synthetic import SyntheticSource
-from .v4l2 import V4L2Source
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,12 @@ def open_source(cfg: Config) -> Source:
     if name == "picamera2":
         src = picam.Picamera2Source(m.width, m.height, m.fps)
     elif name == "v4l2":
+        from .v4l2 import V4L2Source
+
         src = V4L2Source(cfg.capture.device, m.width, m.height, m.fps, cfg.capture.input_format)
     else:
+        from .synthetic import SyntheticSource
+
         src = SyntheticSource(m.width, m.height, m.fps)
     log.info("capture source: %s (config: %s)", src.describe(), cfg.capture.source)
     return src

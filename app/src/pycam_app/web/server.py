@@ -14,7 +14,7 @@ import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -69,8 +69,11 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None)
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
+STATIC = Path(__file__).with_name("static")  # the wheel installs package data as files (no zip import)
+
+
 def static_text(name: str) -> str:
-    return resources.files("pycam_app.web").joinpath("static", name).read_text()
+    return (STATIC / name).read_text()
 
 
 class WebServer:
