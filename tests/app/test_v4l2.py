@@ -6,6 +6,7 @@ and bench/app/bench_device.py see its frames).
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import av
@@ -94,3 +95,18 @@ def test_open_names_the_problem(tmp_path: object) -> None:
         v4l2.V4L2Source("/nonexistent/video0", 640, 360, 10).open()
     with pytest.raises(CaptureError, match="VIDIOC_QUERYCAP failed"):
         v4l2.V4L2Source("/dev/null", 640, 360, 10).open()
+
+
+def test_the_ffmpeg_demuxer_backend_is_selectable_and_names_a_missing_device() -> None:
+    from pycam_app.capture import select
+    from pycam_app.capture.v4l2_ffmpeg import FFmpegV4L2Source
+    from pycam_app.config import load
+
+    cfg = load(None)
+    cfg = dataclasses.replace(cfg, capture=dataclasses.replace(cfg.capture, source="v4l2-ffmpeg",
+                                                               device="/nonexistent/video0"))
+    assert select.choose(cfg) == "v4l2-ffmpeg"
+    source = select.open_source(cfg)
+    assert isinstance(source, FFmpegV4L2Source)
+    with pytest.raises(CaptureError, match="/nonexistent/video0"):
+        source.open()

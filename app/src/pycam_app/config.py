@@ -34,8 +34,9 @@ def _opt(
 class CaptureConfig:
     source: str = _opt(
         "auto",
-        choices=("auto", "picamera2", "v4l2", "synthetic"),
-        doc="capture backend; auto = picamera2 if a camera exists, else V4L2 if the device exists, else synthetic",
+        choices=("auto", "picamera2", "v4l2", "v4l2-ffmpeg", "synthetic"),
+        doc="capture backend; auto = picamera2 if a camera exists, else V4L2 if the device exists, else synthetic; "
+        "v4l2-ffmpeg reads V4L2 through FFmpeg's demuxer (more buffers, more memory)",
     )
     device: str = _opt("/dev/video0", doc="V4L2 device path")
     input_format: str = _opt(

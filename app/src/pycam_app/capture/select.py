@@ -38,6 +38,10 @@ def open_source(cfg: Config) -> Source:
         from .v4l2 import V4L2Source
 
         src = V4L2Source(cfg.capture.device, m.width, m.height, m.fps, cfg.capture.input_format)
+    elif name == "v4l2-ffmpeg":
+        from .v4l2_ffmpeg import FFmpegV4L2Source
+
+        src = FFmpegV4L2Source(cfg.capture.device, m.width, m.height, m.fps, cfg.capture.input_format)
     else:
         from .synthetic import SyntheticSource
 
