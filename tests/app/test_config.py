@@ -41,7 +41,7 @@ def test_qemu_board_values(tmp_path: Path) -> None:
     [
         (
             '[capture]\nsource = "webcam"',
-            "capture.source: 'webcam' is not one of auto, picamera2, v4l2, synthetic",
+            "capture.source: 'webcam' is not one of auto, picamera2, v4l2, v4l2-ffmpeg, synthetic",
         ),
         ("[capture]\nsorce = 1", "unknown key capture.sorce; allowed: device, input_format, source"),
         ("[main]\nfps = 0", "main.fps: 0 is out of range"),
