@@ -68,6 +68,10 @@ def device_report(line: LineConfig, out: Outcome) -> Path:
     if out.did and out.outcome in ("pass", "fail"):
         label = label_svg(out.did, out.mac, line.model, line.admin_user, out.admin_password)
         (directory / "label.svg").write_text(label)
+    snapshot = ""
+    if out.snapshot:
+        (directory / "snapshot.jpg").write_bytes(out.snapshot)
+        snapshot = '<h2>Camera</h2><img src="snapshot.jpg" alt="the video self-test\'s snapshot">'
     esc = html.escape
     rows = "".join(
         f'<tr class="{r.verdict.replace("/", "")}"><td>{esc(r.test)}</td><td>{esc(r.verdict)}</td>'
@@ -85,7 +89,7 @@ def device_report(line: LineConfig, out: Outcome) -> Path:
 <tr><th>failed step</th><td>{esc(out.failed_step)} {esc(out.error)}</td></tr></table>
 <h2>Self-test</h2><table><tr><th>test</th><th>verdict</th><th>measured</th><th>limit</th><th>detail</th></tr>{rows}</table>
 <h2>Steps</h2><table>{steps}</table>
-{label}</body></html>
+{snapshot}{label}</body></html>
 """
     (directory / "report.html").write_text(page)
     return directory

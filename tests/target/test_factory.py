@@ -70,7 +70,7 @@ class Line:
             print(f"{name} {device:10s} {step:9s} {state:5s} {detail}", flush=True)
 
         return Station(line, StationDB(self.db_url), ca or self.ca, hardware=self.product.board.hardware,
-                       version=self.product.ota.version, net_port=self.net.port, progress=progress)
+                       version=self.product.ota.version, net=self.net, progress=progress)
 
 
 @pytest.fixture(scope="module")
