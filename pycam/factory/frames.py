@@ -17,7 +17,7 @@ def _gray(jpeg: bytes) -> Any:
         import av
     except ImportError as e:
         raise PycamError("the station decodes snapshots with PyAV", "run: scripts/setup-host") from e
-    with av.open(io.BytesIO(jpeg), format="mjpeg") as container:
+    with av.open(io.BytesIO(jpeg), mode="r", format="mjpeg") as container:
         frame = next(container.decode(video=0))
     return frame.to_ndarray(format="gray")
 
