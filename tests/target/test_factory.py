@@ -244,6 +244,16 @@ def test_identity_on_device_in_https_certificate_and_ota_config(fleet: dict[str,
     assert conf["client"]["target_name"] == out.did
     assert len(conf["client"]["auth_token"]) == 32 and conf["device"]["mac_address"] == out.mac
 
+    # and at the next boot the identity applies itself before the network starts
+    dut.transition("off")
+    dut.transition("shell")
+    assert sh(dut.shell, "hostname").strip() == out.did.lower()
+    assert out.mac in sh(dut.shell, "cat /sys/class/net/*/address").split()
+    assert "factory-identity: hostname" in sh(dut.shell, "journalctl -b -u pycam-factory-identity --no-pager")
+    applied = int(sh(dut.shell, "systemctl show -p ActiveEnterTimestampMonotonic --value pycam-factory-identity"))
+    networkd = int(sh(dut.shell, "systemctl show -p InactiveExitTimestampMonotonic --value systemd-networkd"))
+    assert 0 < applied <= networkd  # the MAC was set before networkd started (its DHCP lease is for that MAC)
+
 
 def test_refusals_already_provisioned_and_bad_ca(fleet: dict[str, Any], line: Line, tmp_path: Path) -> None:
     dut = fleet["a"]
