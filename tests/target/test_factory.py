@@ -168,6 +168,7 @@ def test_concurrent_stations_provision_and_self_test(fleet: dict[str, Any], line
         t.start()
     for t in threads:
         t.join()
+    PROVISIONED.update({name: out for name, out in outcomes.items() if out.outcome == "pass"})
     for name, out in outcomes.items():
         table = "\n".join(f"  {r.test:9s} {r.verdict:4s} {r.value} | {r.limit} | {r.detail}" for r in out.results)
         print(f"factory-{name}: {out.outcome} {out.did} {out.mac} in {out.seconds} s ({out.steps})\n{table}")
@@ -188,7 +189,6 @@ def test_concurrent_stations_provision_and_self_test(fleet: dict[str, Any], line
     for name in ("a", "b"):
         for step in ("connect", "keygen", "allocate", "sign", "write", "apply", "selftest", "report"):
             assert (f"factory-{name}", step) in seen
-    PROVISIONED["a"] = outcomes["a"]
 
 
 def test_identity_on_device_in_https_certificate_and_ota_config(fleet: dict[str, Any], line: Line) -> None:
