@@ -47,7 +47,7 @@ def one_round(n: int, work: Path, round_no: int) -> dict[str, object]:
         init_ca(work / "ca")
     net = NetServer()
     station = Station(line, StationDB(line.database), FactoryCA.load(line.ca), hardware=product.board.hardware,
-                      version=product.ota.version, net_port=net.port, progress=log_progress)
+                      version=product.ota.version, net=net, progress=log_progress)
     names = [f"r{round_no}d{i + 1}" for i in range(n)]
     per_device: dict[str, dict[str, object]] = {}
     t_round = time.monotonic()

@@ -30,7 +30,7 @@ def cmd_ca_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _station(line: Any, net_port: int | None, operator: str):
+def _station(line: Any, net: Any, operator: str):
     from pycam.definition import load_product
     from pycam.factory.ca import FactoryCA
     from pycam.factory.db import StationDB
@@ -39,7 +39,7 @@ def _station(line: Any, net_port: int | None, operator: str):
     product = load_product(line.board)
     ca = FactoryCA.load(line.ca)
     db = StationDB(line.database)
-    return Station(line, db, ca, hardware=product.board.hardware, version=product.ota.version, net_port=net_port,
+    return Station(line, db, ca, hardware=product.board.hardware, version=product.ota.version, net=net,
                    operator=operator), product
 
 
@@ -52,7 +52,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
     if args.reprovision and not args.reason:
         raise PycamError("--reprovision needs --reason (re-provisioning is audited)", "add --reason '...'")
     net = NetServer(port=args.net_port)
-    station, product = _station(line, net.port, args.operator)
+    station, product = _station(line, net, args.operator)
     image = Path(args.image) if args.image else outputs(product, product.ota.version).disk
     outcomes = []
     try:

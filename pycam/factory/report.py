@@ -20,6 +20,7 @@ import segno
 
 from pycam.factory.config import LineConfig
 from pycam.factory.db import StationDB, now
+from pycam.factory.selftest import TABLE
 
 if TYPE_CHECKING:
     from pycam.factory.station import Outcome
@@ -68,6 +69,10 @@ def device_report(line: LineConfig, out: Outcome) -> Path:
     if out.did and out.outcome in ("pass", "fail"):
         label = label_svg(out.did, out.mac, line.model, line.admin_user, out.admin_password)
         (directory / "label.svg").write_text(label)
+    snapshot = ""
+    if out.snapshot:
+        (directory / "snapshot.jpg").write_bytes(out.snapshot)
+        snapshot = '<h2>Camera</h2><img src="snapshot.jpg" alt="the video self-test\'s snapshot">'
     esc = html.escape
     rows = "".join(
         f'<tr class="{r.verdict.replace("/", "")}"><td>{esc(r.test)}</td><td>{esc(r.verdict)}</td>'
@@ -85,7 +90,7 @@ def device_report(line: LineConfig, out: Outcome) -> Path:
 <tr><th>failed step</th><td>{esc(out.failed_step)} {esc(out.error)}</td></tr></table>
 <h2>Self-test</h2><table><tr><th>test</th><th>verdict</th><th>measured</th><th>limit</th><th>detail</th></tr>{rows}</table>
 <h2>Steps</h2><table>{steps}</table>
-{label}</body></html>
+{snapshot}{label}</body></html>
 """
     (directory / "report.html").write_text(page)
     return directory
@@ -94,8 +99,7 @@ def device_report(line: LineConfig, out: Outcome) -> Path:
 def summary(line: LineConfig, db: StationDB) -> tuple[Path, Path]:
     """Line summary from the station database: CSV (one row per run) and an HTML page."""
     runs = db.runs()
-    tests = [t for t in ("video", "tls", "network", "storage", "watchdog", "firmware", "clock", "audio", "button",
-                         "ir", "ptz")]
+    tests = [spec.name for spec in TABLE]
     per_run = {r["id"]: {t.test: t for t in db.results(r["id"])} for r in runs}
     line.output.mkdir(parents=True, exist_ok=True)
     csv_path = line.output / "summary.csv"
@@ -107,11 +111,8 @@ def summary(line: LineConfig, db: StationDB) -> tuple[Path, Path]:
             res = per_run[r["id"]]
             w.writerow([r["id"], r["did"], r["station"], r["hw_id"], r["started_at"], r["outcome"], r["failed_step"],
                         r["error"], r["seconds"], *[res[t].verdict if t in res else "" for t in tests]])
-    devices: dict[str, str] = {}  # final outcome per device (last run wins): yield counts devices, not runs
-    for r in runs:
-        devices[r["did"] or f"run-{r['id']}"] = r["outcome"]
-    first_pass = Counter()
-    seen: set[str] = set()
+    first_pass: Counter[str] = Counter()
+    seen: set[str] = set()  # first-pass yield counts devices (by hardware id), each by its first run
     for r in runs:
         key = r["hw_id"] or f"run-{r['id']}"
         if key not in seen:

@@ -52,9 +52,13 @@ def applicable(hardware: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
     return run, na
 
 
-def device_spec(tests: list[str], limits: Limits, station_url: str, user: str, password: str) -> str:
+def device_spec(tests: list[str], limits: Limits, station_url: str, user: str, password: str,
+                frames_key: str = "") -> str:
+    """The device's instructions; with frames_key it uploads its snapshots to the station instead of
+    measuring them itself."""
     doc = {"tests": [t for t in tests if t in ON_DEVICE], "station": station_url, "user": user,
-           "password": password, "net_bytes": limits.network_bytes, "disk_mb": limits.storage_mb}
+           "password": password, "net_bytes": limits.network_bytes, "disk_mb": limits.storage_mb,
+           "frames_key": frames_key}
     return base64.b64encode(json.dumps(doc).encode()).decode()
 
 

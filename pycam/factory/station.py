@@ -24,12 +24,13 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from pycam.errors import PycamError
-from pycam.factory import hawkbit, report, selftest
+from pycam.factory import frames, hawkbit, report, selftest
 from pycam.factory.ca import FactoryCA
 from pycam.factory.config import LineConfig
 from pycam.factory.db import Allocation, StationDB, TestResult, now
 from pycam.factory.ids import hostname
 from pycam.factory.link import DeviceLink, Refused, Shell
+from pycam.factory.netserver import NetServer
 from pycam.log import log
 
 PAYLOAD = "/run/pycam-factory/payload.json"
@@ -67,15 +68,16 @@ class Outcome:
     admin_password: str = ""
     cert_pem: str = ""
     stale: list[str] = field(default_factory=list)
+    snapshot: bytes = b""
 
 
 class Station:
     def __init__(self, line: LineConfig, db: StationDB, ca: FactoryCA, *, hardware: dict[str, Any],
-                 version: str, net_port: int | None = None, progress: ProgressFn = log_progress,
+                 version: str, net: NetServer | None = None, progress: ProgressFn = log_progress,
                  operator: str = "") -> None:
         self.line, self.db, self.ca = line, db, ca
         self.hardware, self.version = hardware, version
-        self.net_port = net_port
+        self.net = net
         self.progress = progress
         self.operator = operator or line.station
         self._lock = threading.Lock()  # one station may drive several devices from threads; the DB is shared
@@ -105,6 +107,9 @@ class Station:
                        + (f", leftover {out.stale} from an interrupted write" if out.stale else ""))
 
             step = self._step(out, "keygen")
+            # the unprovisioned app's first start only competes for the device's CPU now; it restarts
+            # with the identity in `apply`
+            link.sh("systemctl stop pycam-app.service", timeout=60)
             csr = str(link.helper("factory-provision", "keygen")["csr"])
             self._done(out, step, "key pair made on the device, CSR received")
 
@@ -248,9 +253,10 @@ class Station:
 
     def _selftest(self, link: DeviceLink, out: Outcome) -> list[TestResult]:
         tests, na = selftest.applicable(self.hardware)
-        station_url = f"http://{self.line.device_address}:{self.net_port}" if self.net_port else ""
+        station_url = f"http://{self.line.device_address}:{self.net.port}" if self.net else ""
         if not station_url:
             na.setdefault("network", "station runs without its throughput server")
+        frames_key = secrets.token_hex(8) if self.net else ""
         todo = [t for t in tests if t not in na]
         measured: dict[str, Any] = {}
         for phase in ([t for t in todo if t not in selftest.NEEDS_APP], [t for t in todo if t in selftest.NEEDS_APP]):
@@ -258,8 +264,18 @@ class Station:
                 self._wait_app(link)
             if any(t in selftest.ON_DEVICE for t in phase):
                 spec = selftest.device_spec(phase, self.line.limits, station_url, self.line.admin_user,
-                                            out.admin_password)
+                                            out.admin_password, frames_key)
                 measured.update(link.helper("factory-selftest", spec, timeout=600)["results"])
+        video = measured.get("video")
+        if frames_key and video and not video.get("error") and self.net is not None:
+            shots = [self.net.take_frame(f"{frames_key}-{i}") for i in (1, 2)]
+            try:
+                if shots[0] is None or shots[1] is None:
+                    raise ValueError("the device's snapshots did not arrive at the station")
+                video["value"].update(frames.measure(shots[0], shots[1]))
+                out.snapshot = shots[0]
+            except (ValueError, OSError) as e:
+                video["error"] = f"snapshot analysis: {e}"
         for name, m in measured.items():
             out.steps[f"selftest.{name}"] = float(m.get("seconds", 0))
         skew = link.clock() if "clock" in todo else None

@@ -171,3 +171,59 @@ def test_reports_label_and_summary(line: LineConfig) -> None:
     assert [r["outcome"] for r in rows] == ["fail", "refused"] and rows[0]["ptz"] == "n/a"
     text = html_path.read_text()
     assert "first-pass yield" in text and b.did in text and "write: device lost" in text and "video" in text
+
+
+def _jpeg(pixels) -> bytes:  # type: ignore[no-untyped-def]
+    import io
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mjpeg") as out:
+        stream = out.add_stream("mjpeg")
+        stream.width, stream.height, stream.pix_fmt = pixels.shape[1], pixels.shape[0], "yuvj420p"
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def test_snapshot_analysis_black_flat_frozen_and_moving() -> None:
+    """The station's video measurement on JPEGs: the numbers the limits then judge."""
+    np = pytest.importorskip("numpy")
+    from pycam.factory import frames
+
+    bars = np.zeros((180, 320, 3), np.uint8)
+    for i, colour in enumerate([(255, 255, 255), (255, 255, 0), (0, 255, 255), (0, 255, 0), (255, 0, 255)]):
+        bars[:, i * 64:(i + 1) * 64] = colour
+    moved = bars.copy()
+    moved[10:40, 10:120] = 0  # a changing overlay (timestamp) in the second snapshot
+    black = np.zeros_like(bars)
+    m = frames.measure(_jpeg(bars), _jpeg(moved))
+    assert m["mean_luma"] > 100 and m["stddev_luma"] > 30 and m["changed_pixels_pct"] > 1
+    assert frames.measure(_jpeg(bars), _jpeg(bars))["changed_pixels_pct"] == 0
+    dark = frames.measure(_jpeg(black), _jpeg(black))
+    assert dark["mean_luma"] < 5 and dark["stddev_luma"] < 2
+    lim = Limits()
+    for value, verdict in ((m, "pass"), (dark, "fail"), ({**m, "changed_pixels_pct": 0.0}, "fail")):
+        res = selftest.evaluate({"video": {"value": {**value, "frames_advanced": 10}}}, {}, lim, {}, None)
+        assert {r.test: r.verdict for r in res}["video"] == verdict
+
+
+def test_netserver_keeps_posted_frames() -> None:
+    import urllib.request
+
+    from pycam.factory.netserver import NetServer
+
+    net = NetServer("127.0.0.1")
+    try:
+        req = urllib.request.Request(f"http://127.0.0.1:{net.port}/frames/k-1", data=b"jpegbytes", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.read() == b"9"
+        with urllib.request.urlopen(f"http://127.0.0.1:{net.port}/download?bytes=100000", timeout=10) as r:
+            assert len(r.read()) == 100000
+        assert net.take_frame("k-1") == b"jpegbytes" and net.take_frame("k-1") is None
+    finally:
+        net.close()

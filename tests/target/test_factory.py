@@ -70,7 +70,7 @@ class Line:
             print(f"{name} {device:10s} {step:9s} {state:5s} {detail}", flush=True)
 
         return Station(line, StationDB(self.db_url), ca or self.ca, hardware=self.product.board.hardware,
-                       version=self.product.ota.version, net_port=self.net.port, progress=progress)
+                       version=self.product.ota.version, net=self.net, progress=progress)
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +139,9 @@ class CutPowerWhenPaused:
     """The station's console, except that during the commit it waits for the device helper to stop at
     its pause point (between the files of the new generation) and then cuts the power."""
 
-    def __init__(self, strategy: Any) -> None:
+    def __init__(self, strategy: Any, point: str = "files") -> None:
         self.strategy = strategy
+        self.point = point
         self.cut = False
 
     def run(self, cmd: str, timeout: float = 60) -> tuple[list[str], list[str], int]:
@@ -149,7 +150,7 @@ class CutPowerWhenPaused:
         if "factory-provision commit" not in cmd:
             return self.strategy.shell.run(cmd, timeout=timeout)
         self.strategy.shell.console.sendline(cmd)
-        self.strategy.shell.console.expect("PYCAM-FACTORY-PAUSED files", timeout=180)
+        self.strategy.shell.console.expect(f"PYCAM-FACTORY-PAUSED {self.point}", timeout=180)
         power_cut(self.strategy)
         self.cut = True
         raise ConnectionError("console lost: the device lost power during the commit")
@@ -167,6 +168,7 @@ def test_concurrent_stations_provision_and_self_test(fleet: dict[str, Any], line
         t.start()
     for t in threads:
         t.join()
+    PROVISIONED.update({name: out for name, out in outcomes.items() if out.outcome == "pass"})
     for name, out in outcomes.items():
         table = "\n".join(f"  {r.test:9s} {r.verdict:4s} {r.value} | {r.limit} | {r.detail}" for r in out.results)
         print(f"factory-{name}: {out.outcome} {out.did} {out.mac} in {out.seconds} s ({out.steps})\n{table}")
@@ -187,7 +189,6 @@ def test_concurrent_stations_provision_and_self_test(fleet: dict[str, Any], line
     for name in ("a", "b"):
         for step in ("connect", "keygen", "allocate", "sign", "write", "apply", "selftest", "report"):
             assert (f"factory-{name}", step) in seen
-    PROVISIONED["a"] = outcomes["a"]
 
 
 def test_identity_on_device_in_https_certificate_and_ota_config(fleet: dict[str, Any], line: Line) -> None:
@@ -212,7 +213,9 @@ def test_identity_on_device_in_https_certificate_and_ota_config(fleet: dict[str,
 
     # HTTPS from the host through a forwarded port, verified against the factory CA and the DID's hostname
     port = free_port()
-    dut.qemu.add_port_forward("tcp", "127.0.0.1", port, "10.0.2.15", 8080)
+    # the new MAC got a new DHCP lease from QEMU's user network: forward to the address it has now
+    address = sh(dut.shell, "ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -n 1").strip()
+    dut.qemu.add_port_forward("tcp", "127.0.0.1", port, address, 8080)
     ctx = ssl.create_default_context(cafile=str(line.ca_dir / "ca.crt"))
     with socket.create_connection(("127.0.0.1", port), timeout=30) as raw, \
             ctx.wrap_socket(raw, server_hostname=out.did.lower()) as tls:
@@ -240,6 +243,16 @@ def test_identity_on_device_in_https_certificate_and_ota_config(fleet: dict[str,
     conf.read_string(sh(dut.shell, "cat /factory/ota/hawkbit.conf"))
     assert conf["client"]["target_name"] == out.did
     assert len(conf["client"]["auth_token"]) == 32 and conf["device"]["mac_address"] == out.mac
+
+    # and at the next boot the identity applies itself before the network starts
+    dut.transition("off")
+    dut.transition("shell")
+    assert sh(dut.shell, "hostname").strip() == out.did.lower()
+    assert out.mac in sh(dut.shell, "cat /sys/class/net/*/address").split()
+    assert "factory-identity: hostname" in sh(dut.shell, "journalctl -b -u pycam-factory-identity --no-pager")
+    applied = int(sh(dut.shell, "systemctl show -p ActiveEnterTimestampMonotonic --value pycam-factory-identity"))
+    networkd = int(sh(dut.shell, "systemctl show -p InactiveExitTimestampMonotonic --value systemd-networkd"))
+    assert 0 < applied <= networkd  # the MAC was set before networkd started (its DHCP lease is for that MAC)
 
 
 def test_refusals_already_provisioned_and_bad_ca(fleet: dict[str, Any], line: Line, tmp_path: Path) -> None:
@@ -307,3 +320,58 @@ def test_power_cut_duplicate_did_and_reprovisioning(fleet: dict[str, Any], line:
     macs = [a.mac for a in allocations(line)]
     assert len(dids) == len(set(dids)) and len(macs) == len(set(macs))
     assert StationDB(line.db_url).allocation(cut.did).status == "void"
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("point", ["generation", "switched"])
+def test_soak_power_cut_at_each_point(devices: Any, line: Line, point: str) -> None:
+    """Power cut after the generation is complete but before the switch (no identity), and right
+    after the switch (the complete identity, which the station could not confirm and voided: the
+    device is then refused as provisioned and gets a new identity only when re-provisioned)."""
+    thread_safe_steps()
+    dut = devices.new(f"factory-cut-{point}")
+    dut.transition("shell")
+    station = line.station("station-1")
+    sh(dut.shell, f"mkdir -p /run/pycam-factory && echo {point} > /run/pycam-factory/pause-at")
+    cutter = CutPowerWhenPaused(dut, point)
+    cut = station.provision(f"factory-cut-{point}", cutter, run_selftest=False)
+    assert cutter.cut and cut.outcome == "error" and StationDB(line.db_url).allocation(cut.did).status == "void"
+    dut.transition("shell")
+    status = json.loads(sh(dut.shell, "/usr/lib/pycam/factory-provision status").split(" ", 1)[1])
+    if point == "generation":
+        assert status["provisioned"] is False
+        again = station.provision(f"factory-cut-{point}", dut.shell, run_selftest=False)
+    else:
+        assert status["provisioned"] is True and status["did"] == cut.did
+        refused = station.provision(f"factory-cut-{point}", dut.shell, run_selftest=False)
+        assert refused.outcome == "refused"
+        again = station.provision(f"factory-cut-{point}", dut.shell, run_selftest=False, reprovision=True,
+                                  reason="identity of a voided allocation after a power cut")
+    assert again.outcome == "pass" and again.did != cut.did
+    assert json.loads(sh(dut.shell, "cat /factory/identity.json"))["did"] == again.did
+    dut.transition("off")
+
+
+@pytest.mark.soak
+def test_soak_many_devices_two_stations(devices: Any, line: Line) -> None:
+    """Six devices, three per station, provisioned and self-tested with both stations working at once."""
+    thread_safe_steps()
+    names = [f"factory-many-{i}" for i in range(6)]
+    fleet = {n: devices.new(n) for n in names}
+    stations = [line.station("station-1"), line.station("station-2")]
+    outcomes: dict[str, Outcome] = {}
+
+    def work(i: int) -> None:
+        for name in names[i::2]:
+            fleet[name].transition("shell")
+            outcomes[name] = stations[i].provision(name, fleet[name].shell)
+            fleet[name].transition("off")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {o.outcome for o in outcomes.values()} == {"pass"}, {n: o.error for n, o in outcomes.items()}
+    dids = [a.did for a in allocations(line)]
+    assert len(dids) == len(set(dids))
