@@ -10,7 +10,8 @@ Everything on the device is real: RAUC 1.8 over D-Bus, U-Boot's BOOT_x_LEFT, the
 3. a v2 whose app never becomes healthy (tests/target/never_healthy_app, built with PYCAM_APP_DIR):
    the gate reboots it until the boot counter brings slot A back, and the client reports the failure.
 
-Each test boots its own fresh device (the `devices` fleet), so the shared `dut` is untouched.
+Tests 1 and 3 share one fresh device (the `devices` fleet) in file order, which saves a first boot;
+the shared `dut` is untouched.
 PYCAM_OTA_BENCH=<file> makes test 1 write its measurements there (bench/ota_client_bench.py).
 """
 
@@ -118,17 +119,24 @@ def fresh_device(devices, name: str, product: Product):
     return dev
 
 
-def test_published_update_is_installed_booted_and_reported_after_the_health_gate(
-        devices, product: Product, hawkbit: HawkbitFixture, v2: Path) -> None:
-    version = f"{product.ota.version}.1"
-    dev = fresh_device(devices, "ota-hawkbit-ok", product)
-    provision(dev.shell, hawkbit, "cam-ok", "token-ok")
-    published_wall = time.time()
-    action = publish(hawkbit, [v2], "cam-ok")
-    published = time.monotonic()
+@pytest.fixture(scope="module")
+def camera(devices, product: Product, hawkbit: HawkbitFixture):
+    """One fresh, provisioned device for this module's tests, in file order (like the shared `dut`)."""
+    dev = fresh_device(devices, "ota-hawkbit", product)
+    provision(dev.shell, hawkbit, "cam-1", "token-1")
     # the running client read the product default (no server); restarted, it reads /factory's file
-    log = dev.reboot_and_watch("systemctl restart pycam-ota.service", re.compile(rb"pycam: booting slot B "),
-                               timeout=1800)
+    sh(dev.shell, "systemctl restart pycam-ota.service")
+    return dev
+
+
+def test_published_update_is_installed_booted_and_reported_after_the_health_gate(
+        camera, product: Product, hawkbit: HawkbitFixture, v2: Path) -> None:
+    version = f"{product.ota.version}.1"
+    dev = camera
+    published_wall = time.time()
+    action = publish(hawkbit, [v2], "cam-1")
+    published = time.monotonic()
+    log = dev.reboot_and_watch("true", re.compile(rb"pycam: booting slot B "), timeout=1800)
     rebooted = time.monotonic()
     assert b"booting slot B" in log
     installed_at = next(f["time"] for f in hawkbit.feedback_for(action)
@@ -149,7 +157,7 @@ def test_published_update_is_installed_booted_and_reported_after_the_health_gate
     assert executions[0] == "download" and "downloaded" in executions and executions[-1] == "closed"
     assert hawkbit.downloads[-1]["file"] == v2.name and hawkbit.downloads[-1]["sent"] == v2.stat().st_size
     # hawkBit asks for the attributes again after a successful update: the device names its new version
-    assert hawkbit.targets["cam-ok"].attributes.get("pycam_version") == version
+    assert hawkbit.targets["cam-1"].attributes.get("pycam_version") == version
     device_status = json.loads(sh(shell, "pycam-ota status"))
     assert device_status["event"] == "success" and device_status["pending"] is None
     assert sh(shell, "ls /data/pycam/ota/").split() == sorted(["history.jsonl", "status.json"])
@@ -193,24 +201,30 @@ def test_update_with_a_delta_bundle(devices, product: Product, hawkbit: HawkbitF
 
 
 def test_update_that_never_becomes_healthy_is_rolled_back_and_reported(
-        devices, product: Product, hawkbit: HawkbitFixture, v2_never_healthy: Path) -> None:
-    dev = fresh_device(devices, "ota-hawkbit-rollback", product)
-    provision(dev.shell, hawkbit, "cam-bad", "token-bad")
-    action = publish(hawkbit, [v2_never_healthy], "cam-bad")
-    log = dev.reboot_and_watch("systemctl restart pycam-ota.service", re.compile(rb"pycam: booting slot B "),
-                               timeout=1800)
-    # B gets its attempts (the gate reboots it each time), then the counter brings A back
-    log += dev.read_until(re.compile(rb"pycam: booting slot A "), timeout=product.ota.attempts * 400)
+        camera, product: Product, hawkbit: HawkbitFixture, v2_never_healthy: Path) -> None:
+    """On the same device after test 1 (it runs from B then, so the bad update goes to A)."""
+    dev = camera
+    dev.transition("shell")
+    shell = dev.shell
+    assert wait_unit_done(shell, GATE, timeout=product.ota.health_timeout_sec + 120) == "active"
+    before = rauc_status(shell)["booted"]
+    running = sh(shell, "cat /etc/pycam/version")
+    other = "A" if before == "B" else "B"
+    action = publish(hawkbit, [v2_never_healthy], "cam-1")
+    log = dev.reboot_and_watch("true", re.compile(rb"pycam: booting slot " + other.encode() + rb" "), timeout=1800)
+    # the new slot gets its attempts (the gate reboots it each time), then the counter brings the old one back
+    log += dev.read_until(re.compile(rb"pycam: booting slot " + before.encode() + rb" "),
+                          timeout=product.ota.attempts * 400)
     dev.attach_shell()
     shell = dev.shell
     boots = [m.group(1).decode() for m in BOOT_LINE.finditer(log)]
-    assert boots[-1] == "A" and boots.count("B") == product.ota.attempts, boots
+    assert boots[-1] == before and boots.count(other) == product.ota.attempts, boots
     assert wait_action(hawkbit, action, {"finished", "error"}, product.ota.health_timeout_sec + 180) == "error"
     text = feedback_text(hawkbit, action)
     assert "rolled back" in text, text
     assert "confirmed by the health gate" not in text
     status = rauc_status(shell)
-    assert status["booted"] == "A"
-    assert slot(status, "rootfs.1")["boot_status"] == "bad"
-    assert sh(shell, "cat /etc/pycam/version") == product.ota.version
+    assert status["booted"] == before
+    assert slot(status, "rootfs.0" if other == "A" else "rootfs.1")["boot_status"] == "bad"
+    assert sh(shell, "cat /etc/pycam/version") == running
     assert json.loads(sh(shell, "pycam-ota status"))["failed_versions"] == [f"{product.ota.version}.3"]
