@@ -392,3 +392,21 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60)
     problems = [x for x in r.stderr.splitlines() if "pycam-app.service" in x and "Command" not in x]
     assert not problems, r.stderr
+
+
+def test_health_probe_follows_the_service_when_it_moves(tmp_path: Path) -> None:
+    """The gate waits from boot; provisioning restarts the app on HTTPS elsewhere: the probe follows
+    endpoint.json instead of polling the old address until it times out."""
+    stuck, old = serve(step=0)
+    moving, new = serve(step=1)
+    try:
+        run = tmp_path / "run"
+        run.mkdir()
+        (run / "endpoint.json").write_text(json.dumps({"url": old}))
+        cfg = tmp_path / "app.toml"
+        cfg.write_text(f'runtime_dir = "{run}"\n')
+        threading.Timer(1.0, lambda: (run / "endpoint.json").write_text(json.dumps({"url": new}))).start()
+        assert healthprobe.main(["--config", str(cfg), "--wait", "6"]) == 0
+    finally:
+        stuck.shutdown()
+        moving.shutdown()

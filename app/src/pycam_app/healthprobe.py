@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +56,24 @@ def fetch(url: str, timeout: float = 3.0) -> dict[str, Any]:
     return data
 
 
-def wait(url: str, seconds: float, interval: float = 0.5) -> tuple[bool, str]:
+def wait(url: str | Callable[[], str], seconds: float, interval: float = 0.5) -> tuple[bool, str]:
+    """url may be a function, asked again on every try: the service can move while the health gate
+    waits (provisioning restarts it on HTTPS), and a restart also restarts its frame counter."""
+    resolve: Callable[[], str] = url if callable(url) else (lambda: str(url))
     deadline = time.monotonic() + seconds
     first: int | None = None
+    last_url = ""
     reason = "no answer yet"
     while True:
+        current = resolve()
+        if current != last_url:
+            first, last_url = None, current
         try:
-            doc = fetch(url, timeout=max(0.5, min(3.0, deadline - time.monotonic())))
+            doc = fetch(current, timeout=max(0.5, min(3.0, deadline - time.monotonic())))
             frames = int(doc.get("frames") or 0)
             if doc.get("first_frame_boottime_s") is None or frames == 0:
                 reason = f"service up (source {doc.get('source')}) but no frame captured yet"
-            elif first is None:
+            elif first is None or frames < first:
                 first = frames
                 reason = f"frames={frames}, waiting for the counter to advance"
             elif frames > first:
@@ -73,7 +81,7 @@ def wait(url: str, seconds: float, interval: float = 0.5) -> tuple[bool, str]:
             else:
                 reason = f"frame counter stuck at {frames}"
         except (OSError, ValueError) as e:
-            reason = f"{url}/api/health unreachable: {getattr(e, 'reason', e)}"
+            reason = f"{current}/api/health unreachable: {getattr(e, 'reason', e)}"
         if time.monotonic() >= deadline:
             return False, reason
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
@@ -91,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     url = _base_url(args)
     if args.wait is not None:
-        ok, message = wait(url, args.wait)
+        ok, message = wait(url if args.url else lambda: _base_url(args), args.wait)
         if ok:
             print(f"pycam-health: ok: {message}")
             return 0
