@@ -12,6 +12,7 @@ method on the root image (the largest part), all in the same run:
 with encode/decode time and the decoder's peak memory.
 
 Run as root after `pycam build`: .venv/bin/python bench/delta_bench.py
+(PYCAM_BUILD_DIR=<dir> keeps its builds and cache apart from build/.)
 """
 
 from __future__ import annotations
@@ -38,16 +39,20 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def out_dir() -> Path:
+    return Path(os.environ.get("PYCAM_BUILD_DIR", ROOT / "build")) / BOARD
+
+
 def bundle(version: str, env: dict[str, str], delta_from: Path | None = None) -> Path:
     cmd = [sys.executable, "-m", "pycam", "bundle", "--board", BOARD, "--version", version]
     if delta_from:
         cmd += ["--delta-from", str(delta_from)]
     subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, **env})
-    return ROOT / "build" / BOARD / f"pycam-{BOARD}-{version}.raucb"
+    return out_dir() / f"pycam-{BOARD}-{version}.raucb"
 
 
 def delta_path(version: str, base: str) -> Path:
-    return ROOT / "build" / BOARD / f"pycam-{BOARD}-{version}.delta-from-{base}.raucb"
+    return out_dir() / f"pycam-{BOARD}-{version}.delta-from-{base}.raucb"
 
 
 def timed(cmd: list[str]) -> tuple[float, int]:
@@ -72,10 +77,10 @@ def block_hash_bytes(old: Path, new: Path) -> int:
 def methods(old: Path, new: Path, tmp: Path) -> dict[str, object]:
     out = tmp / "patch"
     check = tmp / "check"
-    window = str(1 << max(24, (old.stat().st_size - 1).bit_length()))
+    window = str(16 << 20)  # as pycam/engine/delta.py: the device streams the source
     candidates = {
         "xdelta3 (chosen)": (["xdelta3", "-e", "-9", "-f", "-B", window, "-s", old, new, out],
-                             ["xdelta3", "-d", "-f", "-B", str(16 << 20), "-s", old, out, check]),
+                             ["xdelta3", "-d", "-f", "-B", window, "-s", old, out, check]),
         "zstd --patch-from -19 --long": (
             ["zstd", "-q", "-f", "-19", "--long=28", f"--patch-from={old}", new, "-o", out],
             ["zstd", "-q", "-d", "-f", "--long=28", f"--patch-from={old}", out, "-o", check]),
@@ -154,7 +159,7 @@ def main() -> None:
         results["app"] = case("app", new, changed, delta_path("90.1.1", "90.1.0"), tmp)
         results["app"]["build_with_delta_s"] = round(time.monotonic() - start, 1)
     for version in ("90.0.0", "90.1.0", "90.1.1"):
-        for path in (ROOT / "build" / BOARD).glob(f"pycam-{BOARD}-{version}*"):
+        for path in out_dir().glob(f"pycam-{BOARD}-{version}*"):
             path.unlink()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

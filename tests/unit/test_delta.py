@@ -180,3 +180,25 @@ def test_a_wrong_result_is_caught_by_the_hash(device: Device) -> None:
 def test_hook_refuses_to_patch_the_running_slot_onto_itself(device: Device) -> None:
     failed = device.install("rootfs", "rootfs.0")
     assert failed.returncode == 1 and "onto itself" in failed.stderr
+
+
+def test_a_layout_change_far_beyond_the_window_still_applies_from_a_block_device(
+        product: Product, keyset: keys.KeySet, tmp_path: Path) -> None:
+    """The device reads its slot through a loop device, which xdelta3 reads as a stream: a patch that
+    refers further back than the decoder's window would fail there ("non-seekable source")."""
+    need("rauc", "mksquashfs", "xdelta3", "losetup")
+    old = random.Random(3).randbytes(40 << 20)
+    new = old[24 << 20:] + old[:24 << 20] + os.urandom(64 << 10)  # the first 24 MiB moved to the end
+    base = _images(tmp_path / "base", seed=0, root=old)
+    full = make_bundle(product, keyset, rootfs=base["rootfs"], kernel_vfat=base["kernel"], version="1.0.0",
+                       build="b", out=tmp_path / "base.raucb", work=tmp_path / "work")
+    images = _images(tmp_path / "new", seed=0, root=new)
+    make_delta_bundle(product, keyset, base_bundle=full, images=images, version="1.1.0", build="n",
+                      out_dir=tmp_path, work=tmp_path / "work")
+    release = {"delta": tmp_path / delta_name(product, "1.1.0", "1.0.0"), "base-rootfs": base["rootfs"],
+               "base-kernel": base["kernel"]}
+    (tmp_path / "device").mkdir()
+    device = Device(tmp_path / "device", release, keyset)
+    done = device.install("rootfs", "rootfs.1")
+    assert done.returncode == 0, done.stderr
+    assert device.slots["rootfs.1"].read_bytes()[:len(new)] == new
