@@ -77,7 +77,11 @@ def main() -> None:
                                                       f"u.urlretrieve('{url}/{full.name}', '/data/full.raucb')\"")
             results["download_delta_s"] = timed(shell, f"python3 -c \"import urllib.request as u; "
                                                        f"u.urlretrieve('{url}/{delta.name}', '/data/delta.raucb')\"")
-            sh(shell, "rm -rf /data/images && rauc extract /data/full.raucb /data/images", timeout=900)
+            # the bundle's payload is a squashfs (no unsquashfs on the device: mount it)
+            sh(shell, "rm -rf /data/images && mkdir -p /data/images /run/bundle && "
+                      "mount -o loop,ro /data/full.raucb /run/bundle && "
+                      "cp /run/bundle/rootfs.squashfs /run/bundle/kernel.vfat /data/images/ && umount /run/bundle",
+               timeout=900)
             slots = json.loads(sh(shell, "rauc status --detailed --output-format=json"))
             named = {name: info for entry in slots["slots"] for name, info in entry.items()}
             root = next(n for n, i in named.items() if i["class"] == "rootfs" and i.get("bootname") != slots["booted"])
