@@ -24,7 +24,7 @@ from pycam import ROOT, __version__
 from pycam.definition import Product
 from pycam.engine import assemble, base, diskimage, hosttools, kernel, wheels
 from pycam.engine.bundle import make_bundle
-from pycam.engine.cache import Cache, file_sha256
+from pycam.engine.cache import Cache, describe
 from pycam.engine.delta import make_delta_bundle
 from pycam.engine.packages import load_packages
 from pycam.engine.run import oserror
@@ -123,11 +123,6 @@ def build(product: Product, keys: KeySet, opts: BuildOptions) -> Outputs:
     started = time.monotonic()
     check_board(product)
     check_host(product)
-    with exclusive(build_dir() / "cache"):
-        return _build_locked(product, keys, opts, started)
-
-
-def _build_locked(product: Product, keys: KeySet, opts: BuildOptions, started: float) -> Outputs:
     for warning in check_signing_cert(keys.require(), opts.release):
         log.warning("%s", warning)
     version = opts.version or product.ota.version
@@ -135,9 +130,10 @@ def _build_locked(product: Product, keys: KeySet, opts: BuildOptions, started: f
     out = outputs(product, version)
     work = out.directory / "work"
     try:
-        out.directory.mkdir(parents=True, exist_ok=True)
-        work.mkdir(exist_ok=True)
-        return _build(product, keys, opts, version, out, work, started)
+        with exclusive(build_dir() / "cache"):
+            out.directory.mkdir(parents=True, exist_ok=True)
+            work.mkdir(exist_ok=True)
+            return _build(product, keys, opts, version, out, work, started)
     except OSError as exc:
         raise oserror(exc, "build", out.directory) from exc
 
@@ -195,22 +191,18 @@ def _build(product: Product, keys: KeySet, opts: BuildOptions, version: str, out
     cache.prune({base_entry, extract_entry, kernel_entry, wheel_entry, site_entry, *local_entries, system_entry,
                  rootfs_entry, kernel_vfat.parent})
     opts.timings["total"] = round(time.monotonic() - started, 1)
-    info = {"rootfs": _describe(rootfs), "kernel.vfat": _describe(kernel_vfat)}
+    info = {"rootfs": describe(rootfs), "kernel.vfat": describe(kernel_vfat)}
     contents = json.loads((system_entry / "packages.json").read_text())
     for wheel in inputs.local:
         contents[f"py:{wheels.wheel_name(wheel)}"] = wheels.wheel_version(wheel)
     if opts.bundle:
         write_manifest(product, out.bundle_manifest, version, build_id, kernel_entry, opts,
-                       {out.bundle.name: _describe(out.bundle), **info}, contents)
+                       {out.bundle.name: describe(out.bundle), **info}, contents)
     if opts.image:
-        files = {p.name: _describe(p) for p in (out.disk, out.bmap, out.bundle) if p.exists()}
+        files = {p.name: describe(p) for p in (out.disk, out.bmap, out.bundle) if p.exists()}
         write_manifest(product, out.manifest, version, build_id, kernel_entry, opts, {**files, **info}, contents)
     log.info("build %s done in %.0f s: %s", build_id, opts.timings["total"], out.directory)
     return out
-
-
-def _describe(path: Path) -> dict[str, object]:
-    return {"size": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def write_manifest(product: Product, path: Path, version: str, build_id: str, kernel_entry: Path,

@@ -33,6 +33,11 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def describe(path: Path) -> dict[str, object]:
+    """Size and sha256 of an output, as the manifests and sidecars list it."""
+    return {"size": path.stat().st_size, "sha256": file_sha256(path)}
+
+
 def tree_sha256(path: Path) -> dict[str, str]:
     return {
         str(p.relative_to(path)): file_sha256(p)

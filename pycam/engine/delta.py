@@ -24,9 +24,10 @@ from pathlib import Path
 
 from pycam import ROOT
 from pycam.definition import Product
-from pycam.engine.cache import file_sha256
+from pycam.engine.cache import describe
 from pycam.engine.run import run
 from pycam.errors import PycamError
+from pycam.generate.rauc import bundle_manifest
 from pycam.keys import KeySet
 from pycam.log import log
 
@@ -96,31 +97,6 @@ def make_patch(base: Path, new: Path, out: Path) -> None:
         what=f"xdelta3 {new.name}", check_space=out.parent)
 
 
-def _describe(path: Path) -> dict[str, object]:
-    return {"size": path.stat().st_size, "sha256": file_sha256(path)}
-
-
-def delta_manifest(product: Product, version: str, build: str, base: Release, patches: dict[str, str]) -> str:
-    lines = [
-        "[update]",
-        f"compatible={product.compatible}",
-        f"version={version}",
-        f"build={build}",
-        f"description={product.ota.product} firmware for {product.board.name}, delta from {base.version}",
-        "",
-        "[bundle]",
-        f"format={product.ota.bundle_format}",
-        "",
-        "[hooks]",
-        f"filename={HOOK.name}",
-        "hooks=install-check",
-        "",
-    ]
-    for cls, filename in patches.items():
-        lines += [f"[image.{cls}]", f"filename={filename}", "hooks=install", ""]
-    return "\n".join(lines)
-
-
 def make_delta_bundle(product: Product, keys: KeySet, *, base_bundle: Path, images: dict[str, Path], version: str,
                       build: str, out_dir: Path, work: Path) -> Path:
     """images: slot class -> the new full image. Returns the delta bundle (its .json sidecar beside it)."""
@@ -134,7 +110,7 @@ def make_delta_bundle(product: Product, keys: KeySet, *, base_bundle: Path, imag
         patch = content / f"{cls}.xdelta"
         make_patch(base.images[cls], new, patch)
         patches[cls] = patch.name
-        meta[cls] = {"patch": patch.name, "base": _describe(base.images[cls]), "target": _describe(new)}
+        meta[cls] = {"patch": patch.name, "base": describe(base.images[cls]), "target": describe(new)}
         log.info("delta %s: %s -> %d bytes (full image %d)", cls, patch.name, patch.stat().st_size,
                  new.stat().st_size)
     info = {"method": METHOD, "base": {"version": base.version, "build": base.build},
@@ -142,7 +118,9 @@ def make_delta_bundle(product: Product, keys: KeySet, *, base_bundle: Path, imag
     (content / "delta.json").write_text(json.dumps(info, indent=2) + "\n")
     shutil.copy2(HOOK, content / HOOK.name)
     os.chmod(content / HOOK.name, 0o755)
-    (content / "manifest.raucm").write_text(delta_manifest(product, version, build, base, patches))
+    (content / "manifest.raucm").write_text(bundle_manifest(
+        product, version, build, patches, bundle_hook=HOOK.name, image_hook="install",
+        description=f"{product.ota.product} firmware for {product.board.name}, delta from {base.version}"))
 
     out = out_dir / delta_name(product, version, base.version)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -158,13 +136,14 @@ def make_delta_bundle(product: Product, keys: KeySet, *, base_bundle: Path, imag
         "base": base.version,
         "base_build": base.build,
         "method": METHOD,
-        "files": {out.name: _describe(tmp)},
+        "files": {out.name: describe(tmp)},
         "images": meta,
     }
     os.replace(tmp, out)
     side = out.with_name(out.name + ".json")
-    side.with_name(f".{side.name}.tmp").write_text(json.dumps(sidecar, indent=2) + "\n")
-    os.replace(side.with_name(f".{side.name}.tmp"), side)
+    side_tmp = side.with_name(f".{side.name}.tmp")
+    side_tmp.write_text(json.dumps(sidecar, indent=2) + "\n")
+    os.replace(side_tmp, side)
     shutil.rmtree(content)
     shutil.rmtree(work / "delta-base", ignore_errors=True)
     return out

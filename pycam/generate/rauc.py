@@ -58,19 +58,25 @@ def system_conf(product: Product) -> str:
     return "\n".join(lines)
 
 
-def bundle_manifest(product: Product, version: str, build: str, images: dict[str, str]) -> str:
-    """images: slot class -> file name in the bundle."""
+def bundle_manifest(product: Product, version: str, build: str, images: dict[str, str], *,
+                    description: str = "", bundle_hook: str = "", image_hook: str = "") -> str:
+    """images: slot class -> file name in the bundle. A delta bundle adds its hook: bundle_hook
+    (the file) runs install-check, and image_hook names the slot hooks each image runs."""
     lines = [
         "[update]",
         f"compatible={product.compatible}",
         f"version={version}",
         f"build={build}",
-        f"description={product.ota.product} firmware for {product.board.name}",
+        f"description={description or f'{product.ota.product} firmware for {product.board.name}'}",
         "",
         "[bundle]",
         f"format={product.ota.bundle_format}",
         "",
     ]
+    if bundle_hook:
+        lines += ["[hooks]", f"filename={bundle_hook}", "hooks=install-check", ""]
     for slot_class, filename in images.items():
-        lines += [f"[image.{slot_class}]", f"filename={filename}", ""]
+        lines += [f"[image.{slot_class}]", f"filename={filename}"]
+        lines += [f"hooks={image_hook}"] if image_hook else []
+        lines += [""]
     return "\n".join(lines)
