@@ -1,10 +1,13 @@
 """Delta bundle sizes and the choice of method, written to bench/results/delta.json.
 
-Two real updates, built by the default engine from the same cache:
+Real updates, built by the default engine from the same cache:
   app       an app-only change (one line in a copy of app/) and a version bump
   security  the root from Debian's point release (bookworm only) -> the same root with
-            bookworm-security and bookworm-updates, i.e. the updates a device would get since
+            bookworm-security and bookworm-updates, i.e. all the updates a device would get since
             the last point release (which packages changed is recorded)
+  monthly   the same, one calendar month at a time: the point release -> the point release plus the
+            updates uploaded in that month (bench/debian_updates.py: how, and why it errs large);
+            the goal applies to each month
 For each: the full bundle, pycam's delta bundle (`pycam bundle --delta-from`), and each candidate
 method on the root image (the largest part), all in the same run:
   xdelta3 (chosen), `zstd --patch-from` -19 --long, bsdiff, and RAUC's block-hash-index
@@ -27,12 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import debian_updates
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "delta.json"
 BOARD = "qemuarm64"
-GOALS = {"app": 0.03, "security": 0.12}
+GOALS = {"app": 0.03, "security": 0.12, "monthly": 0.12}
 
 
 def load() -> float:
@@ -114,7 +118,41 @@ def changed_packages(old: Path, new: Path) -> dict[str, list[str]]:
     return {name: [a.get(name, "-"), b.get(name, "-")] for name in names if a.get(name) != b.get(name)}
 
 
-def case(name: str, old: Path, new: Path, delta: Path, tmp: Path) -> dict[str, object]:
+def _kernel(bundle_path: Path) -> str:
+    return str(json.loads(bundle_path.with_name(bundle_path.name + ".json").read_text()).get("kernel", ""))
+
+
+def monthly(packages: dict, old: Path, new: Path, tmp: Path) -> dict[str, object]:
+    """One root per calendar month: the point release plus that month's updates, each with a delta from old."""
+    apt = debian_updates.Apt(packages["mirrors"], tmp / "apt")
+    changed = {name.removeprefix("deb:"): tuple(versions)
+               for name, versions in changed_packages(old, new).items() if name.startswith("deb:")}
+    found = debian_updates.updates(apt, changed)  # type: ignore[arg-type]
+    kernel = debian_updates.kernel_update(apt)
+    everything = found + ([kernel] if kernel else [])
+    results: dict[str, object] = {}
+    for i, month in enumerate(sorted({u.month for u in everything})):
+        pins = debian_updates.month_pins(everything, month)
+        pinned = dict(packages)
+        pinned["packages"] = list(packages["packages"]) + [f"{p}={v}" for p, v in pins.items()
+                                                           if p != debian_updates.KERNEL_META]
+        pinned["host-extract"] = [f"{p}={pins[p]}" if p in pins else p for p in packages["host-extract"]]
+        path = tmp / f"packages-{month}.yml"
+        path.write_text(yaml.safe_dump(pinned, sort_keys=False))
+        version = f"90.2.{i}"
+        month_bundle = bundle(version, {"PYCAM_PACKAGES": str(path)}, delta_from=old)
+        result = case(f"monthly:{month}", old, month_bundle, delta_path(version, "90.0.0"), tmp, compare=False)
+        result["updates"] = [{"package": u.package, "from": u.old, "to": u.new,
+                              "uploaded": u.uploaded.date().isoformat()} for u in everything if u.month == month]
+        results[month] = result
+        for leftover in out_dir().glob(f"pycam-{BOARD}-{version}*"):
+            leftover.unlink()
+    return results
+
+
+def case(name: str, old: Path, new: Path, delta: Path, tmp: Path, compare: bool = True) -> dict[str, object]:
+    """Sizes of the full and delta bundles; with compare, every candidate method on the root image."""
+    goal = GOALS[name.split(":")[0]]
     full = new.stat().st_size
     old_root = extract(old, tmp / f"{name}-old")
     new_root = extract(new, tmp / f"{name}-new")
@@ -122,10 +160,12 @@ def case(name: str, old: Path, new: Path, delta: Path, tmp: Path) -> dict[str, o
         "full_bundle_bytes": full,
         "delta_bundle_bytes": delta.stat().st_size,
         "delta_ratio": round(delta.stat().st_size / full, 4),
-        "goal_ratio": GOALS[name],
+        "goal_ratio": goal,
+        "kernel_changed": _kernel(old) != _kernel(new),
         "root_image_bytes": new_root.stat().st_size,
-        "root_methods": methods(old_root, new_root, tmp),
     }
+    if compare:
+        result["root_methods"] = methods(old_root, new_root, tmp)
     shutil.rmtree(tmp / f"{name}-old")
     shutil.rmtree(tmp / f"{name}-new")
     return result
@@ -148,6 +188,7 @@ def main() -> None:
         security["packages_changed"] = changed_packages(old, new)
         security["point_release_build_s"] = round(base_s, 1)
         results["security"] = security
+        results["monthly"] = monthly(yaml.safe_load((ROOT / "rootfs" / "packages.yml").read_text()), old, new, tmp)
 
         # app: a one-line change to the camera app on top of today's root
         app = tmp / "app"

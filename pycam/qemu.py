@@ -72,8 +72,11 @@ def run_interactive(product: Product, fresh: bool = False, disk: Path | None = N
     return subprocess.call(cmd)
 
 
-def labgrid_env(product: Product, disk: Path) -> dict[str, Any]:
-    """A labgrid environment (as a dict for YAML) for this board's QEMU target."""
+def labgrid_env(product: Product, disk: Path, disk_opts: str = "") -> dict[str, Any]:
+    """A labgrid environment (as a dict for YAML) for this board's QEMU target.
+
+    disk_opts: extra QEMU -drive options, e.g. throttling to a real medium's speed (bench/ota_bench.py).
+    """
     q = product.board.qemu
     qemu_bin = shutil.which("qemu-system-aarch64") or "qemu-system-aarch64"
     return {
@@ -87,6 +90,7 @@ def labgrid_env(product: Product, disk: Path) -> dict[str, Any]:
                         "memory": f"{q.get('memory', 1024)}M",
                         "bios": "bios",
                         "disk": "disk",
+                        **({"disk_opts": disk_opts} if disk_opts else {}),
                         "extra_args": " ".join(machine_args(product)),
                         "nic": "user,model=virtio-net-pci",
                     },
