@@ -49,7 +49,10 @@ def wait_unit_done(shell: Any, unit: str, timeout: float) -> str:
 _API_CLIENT = r'''
 import base64, json, os, ssl, sys, urllib.request
 method, path, body = sys.argv[1], sys.argv[2], (sys.argv[3] if len(sys.argv) > 3 else None)
-password = open(os.environ.get("PW", "/data/app/initial-password")).read().strip()
+text = open(os.environ.get("PW", "/data/app/initial-password")).read()
+# the first-boot file says "user: admin" and "password: ..."; PW may name a bare password
+password = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("password:")),
+                text.strip())
 auth = base64.b64encode(f"admin:{password}".encode()).decode()
 request = urllib.request.Request(f"{os.environ.get('BASE', 'http://127.0.0.1:8080')}{path}", method=method,
                                  data=body.encode() if body else None,
