@@ -133,10 +133,7 @@ def monthly(packages: dict, old: Path, new: Path, tmp: Path) -> dict[str, object
     results: dict[str, object] = {}
     for i, month in enumerate(sorted({u.month for u in everything})):
         pins = debian_updates.month_pins(everything, month)
-        pinned = dict(packages)
-        pinned["packages"] = list(packages["packages"]) + [f"{p}={v}" for p, v in pins.items()
-                                                           if p != debian_updates.KERNEL_META]
-        pinned["host-extract"] = [f"{p}={pins[p]}" if p in pins else p for p in packages["host-extract"]]
+        pinned = {**packages, "pins": pins}  # apt preferences: see rootfs/packages.yml `pins`
         path = tmp / f"packages-{month}.yml"
         path.write_text(yaml.safe_dump(pinned, sort_keys=False))
         version = f"90.2.{i}"

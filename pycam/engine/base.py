@@ -25,6 +25,15 @@ def _mirror_args(pkgs: PackageSet) -> list[str]:
     return [pkgs.suite, *pkgs.mirrors]
 
 
+def _pin_args(pkgs: PackageSet, out: Path) -> list[str]:
+    """apt preferences in the chroot before apt resolves anything (packages.yml `pins`)."""
+    if not pkgs.pins:
+        return []
+    prefs = out / "pycam-pins.pref"
+    prefs.write_text(pkgs.apt_preferences())
+    return [f'--setup-hook=mkdir -p "$1/etc/apt/preferences.d" && cp {prefs} "$1/etc/apt/preferences.d/pycam-pins"']
+
+
 def build_base(cache: Cache, pkgs: PackageSet, epoch: int, refresh: bool = False) -> Path:
     """A directory holding root.tar (the Debian root, not yet configured for pycam)."""
 
@@ -37,6 +46,7 @@ def build_base(cache: Cache, pkgs: PackageSet, epoch: int, refresh: bool = False
             f"--hook-dir={HOOKS / 'merged-usr'}",
             f"--hook-dir={HOOKS / 'eatmydata'}",
             '--aptopt=Apt::Install-Recommends "false"',
+            *_pin_args(pkgs, out),
             *[f"--dpkgopt=path-exclude={p}" for p in pkgs.dpkg_exclude],
             *[f"--dpkgopt=path-include={p}" for p in pkgs.dpkg_include],
             "--include=" + ",".join(pkgs.packages),
@@ -66,6 +76,7 @@ def extract_host_packages(cache: Cache, pkgs: PackageSet, refresh: bool = False)
                 "--architectures=arm64",
                 "--variant=extract",
                 "--mode=root",
+                *_pin_args(pkgs, out),
                 "--include=" + ",".join(pkgs.host_extract),
                 *_mirror_args(pkgs)[:1],
                 str(out / "tree"),
@@ -82,5 +93,8 @@ def extract_host_packages(cache: Cache, pkgs: PackageSet, refresh: bool = False)
         for moddir in (tree / "lib" / "modules").iterdir():
             run(["depmod", "-b", tree, moddir.name], what="depmod (Debian kernel)")
 
-    key = {"recipe": EXTRACT_RECIPE, "host-extract": sorted(pkgs.host_extract), "mirrors": pkgs.mirrors}
+    key: dict[str, object] = {"recipe": EXTRACT_RECIPE, "host-extract": sorted(pkgs.host_extract),
+                              "mirrors": pkgs.mirrors}
+    if pkgs.pins:
+        key["pins"] = sorted(pkgs.pins)
     return cache.get("extract", key, produce, refresh=refresh)

@@ -32,15 +32,25 @@ class PackageSet:
     dpkg_include: tuple[str, ...]
     trim: tuple[str, ...]
     local_wheels: tuple[str, ...] = ("app",)  # directories of this repository, built into the app layer
+    pins: tuple[tuple[str, str], ...] = ()  # (package, version): apt installs exactly these versions
 
     def key(self) -> dict[str, Any]:
-        return {
+        key = {
             "suite": self.suite,
             "mirrors": self.mirrors,
             "packages": sorted(self.packages),
             "exclude": self.dpkg_exclude,
             "include": self.dpkg_include,
         }
+        if self.pins:  # absent when unused: existing cache entries stay valid
+            key["pins"] = sorted(self.pins)
+        return key
+
+    def apt_preferences(self) -> str:
+        """The pins as an apt preferences file: they also hold the packages mmdebstrap installs first
+        (apt, perl-base, ...), which `package=version` in the package list cannot downgrade."""
+        return "\n".join(f"Package: {name}\nPin: version {version}\nPin-Priority: 1001\n"
+                         for name, version in sorted(self.pins))
 
 
 def load_packages(root: Path = ROOT) -> PackageSet:
@@ -63,6 +73,14 @@ def load_packages(root: Path = ROOT) -> PackageSet:
             dpkg_include=tuple(data.get("dpkg-include", [])),
             trim=tuple(data.get("trim", [])),
             local_wheels=tuple(data.get("local-wheels", ["app"])),
+            pins=_pins(data.get("pins") or {}, path),
         )
     except (KeyError, TypeError) as exc:
         raise PycamError(f"{path}: missing or malformed entry {exc}") from None
+
+
+def _pins(data: object, path: Path) -> tuple[tuple[str, str], ...]:
+    if not isinstance(data, dict) or not all(isinstance(v, str) and v for v in data.values()):
+        raise PycamError(f"{path}: pins must map package names to version strings",
+                         'e.g. pins: {libssl3: "3.0.20-1~deb12u2"}')
+    return tuple((str(name), version) for name, version in data.items())
