@@ -52,6 +52,10 @@ def test_rauc_verifies_a_bundle_signed_with_these_keys(product, keyset: keys.Key
     assert f"Compatible:  \t'{product.compatible}'" in info or product.compatible in info
     assert "9.9.9" in info and "verity" in info
     assert not list(tmp_path.glob(".*.tmp"))
+    # ota.yml's bundle.mksquashfs-args reached mksquashfs (the device unpacks zstd, not gzip)
+    assert "-comp zstd" in product.ota.bundle_mksquashfs_args
+    superblock = subprocess.run(["unsquashfs", "-s", str(bundle)], capture_output=True, text=True).stdout
+    assert "Compression zstd" in superblock, superblock
 
 
 def test_rauc_refuses_a_foreign_keyring(product, keyset: keys.KeySet, tmp_path: Path) -> None:
