@@ -31,6 +31,11 @@ def _block(lines: list[str], depth: int = 1) -> list[str]:
 KERNEL_VOLUME_ID = "0x50434d4b"
 
 
+# room a kernel slot image has beyond its files (FAT tables, directory): both engines use these
+KERNEL_SLACK_PERCENT = 3
+KERNEL_SLACK_BYTES = 2 << 20
+
+
 def kernel_vfat_size(product: Product, content_bytes: int) -> int:
     """The kernel slot image's size: its files plus room for FAT's tables, not the whole partition.
 
@@ -38,7 +43,8 @@ def kernel_vfat_size(product: Product, content_bytes: int) -> int:
     space to the SD card each time. The partition keeps its size (room for a bigger kernel later).
     """
     partition = product.layout.by_role("kernel")[0]
-    size = -(-(content_bytes * 103 // 100 + (2 << 20)) // (1 << 20)) * (1 << 20)  # +3 % +2 MiB, whole MiB
+    wanted = content_bytes * (100 + KERNEL_SLACK_PERCENT) // 100 + KERNEL_SLACK_BYTES
+    size = -(-wanted // (1 << 20)) * (1 << 20)  # whole MiB
     if size > partition.size:
         raise PycamError(f"the kernel and initramfs ({content_bytes / 1e6:.1f} MB) do not fit the kernel "
                          f"partition {partition.name} ({partition.size >> 20} MiB)",
