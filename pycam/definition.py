@@ -240,6 +240,7 @@ class OtaPolicy:
     version: str
     compatible_template: str
     bundle_format: str
+    bundle_mksquashfs_args: str
     attempts: int
     order: tuple[str, ...]
     boot_script: Path
@@ -258,6 +259,7 @@ def load_ota(root: Path = ROOT) -> OtaPolicy:
         version=str(_require(data, "version", path)),
         compatible_template=_require(data, "compatible", path),
         bundle_format=data.get("bundle", {}).get("format", "verity"),
+        bundle_mksquashfs_args=str(data.get("bundle", {}).get("mksquashfs-args", "")),
         attempts=int(boot.get("attempts", 3)),
         order=tuple(boot.get("order", ["A", "B"])),
         boot_script=root / boot.get("script", "ota/boot.cmd.in"),

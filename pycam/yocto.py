@@ -26,6 +26,7 @@ from pycam.engine.assemble import SQUASHFS_OPTS
 from pycam.engine.kernel import initramfs_conf
 from pycam.generate.bootenv import initial_vars
 from pycam.generate.bootscript import boot_script
+from pycam.generate.genimage import KERNEL_SLACK_BYTES, KERNEL_SLACK_PERCENT
 from pycam.generate.rootfiles import root_files
 from pycam.generate.wks import wks
 
@@ -122,6 +123,10 @@ def product_inc(root: Path) -> str:
         _var("PYCAM_PRODUCT", str(ota["product"])),
         _var("PYCAM_VERSION", str(ota["version"]), "?="),
         _var("PYCAM_BUNDLE_FORMAT", str(ota.get("bundle", {}).get("format", "verity"))),
+        _var("PYCAM_BUNDLE_MKSQUASHFS_ARGS", str(ota.get("bundle", {}).get("mksquashfs-args", ""))),
+        "# the kernel slot image is sized to its files plus this (pycam/generate/genimage.py)\n",
+        _var("PYCAM_KERNEL_SLACK_PERCENT", str(KERNEL_SLACK_PERCENT)),
+        _var("PYCAM_KERNEL_SLACK_BYTES", str(KERNEL_SLACK_BYTES)),
         _var("PYCAM_UNITS_ENABLE", " ".join(replace.get(u, u) for u in units.get("enable", []))),
         _var("PYCAM_UNITS_REPLACED", " ".join(replace)),
         _var("PYCAM_UNITS_MASK", " ".join(units.get("mask", []))),

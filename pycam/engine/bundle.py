@@ -28,10 +28,16 @@ def make_bundle(product: Product, keys: KeySet, *, rootfs: Path, kernel_vfat: Pa
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.unlink(missing_ok=True)
     run(["rauc", "bundle", f"--cert={keys.cert}", f"--key={keys.key}", f"--keyring={keys.keyring}",
-         content, tmp], what="rauc bundle", check_space=out.parent)
+         *squashfs_args(product), content, tmp], what="rauc bundle", check_space=out.parent)
     tmp.rename(out)
     shutil.rmtree(content)
     return out
+
+
+def squashfs_args(product: Product) -> list[str]:
+    """ota.yml bundle.mksquashfs-args, for full and delta bundles alike."""
+    args = product.ota.bundle_mksquashfs_args
+    return [f"--mksquashfs-args={args}"] if args else []
 
 
 def bundle_info(bundle: Path, keyring: Path) -> str:

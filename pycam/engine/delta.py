@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pycam import ROOT
 from pycam.definition import Product
+from pycam.engine.bundle import squashfs_args
 from pycam.engine.cache import describe
 from pycam.engine.run import run
 from pycam.errors import PycamError
@@ -125,7 +126,8 @@ def make_delta_bundle(product: Product, keys: KeySet, *, base_bundle: Path, imag
     out = out_dir / delta_name(product, version, base.version)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.unlink(missing_ok=True)
-    run(["rauc", "bundle", f"--cert={keys.cert}", f"--key={keys.key}", f"--keyring={keys.keyring}", content, tmp],
+    run(["rauc", "bundle", f"--cert={keys.cert}", f"--key={keys.key}", f"--keyring={keys.keyring}",
+         *squashfs_args(product), content, tmp],
         what="rauc bundle (delta)", check_space=out_dir)
     sidecar = {
         "product": product.ota.product,

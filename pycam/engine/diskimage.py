@@ -54,12 +54,13 @@ def build_kernel_vfat(cache: Cache, product: Product, kernel: Path, epoch: int) 
         inputs.mkdir()
         for name in KERNEL_FILES:
             shutil.copy2(kernel / name, inputs / name)
-        result = _genimage(kernel_vfat_cfg(product, KERNEL_FILES), out / "work", inputs, epoch)
+        result = _genimage(kernel_vfat_cfg(product, sizes), out / "work", inputs, epoch)
         shutil.move(result / "kernel.vfat", out / "kernel.vfat")
         shutil.rmtree(out / "work")
         shutil.rmtree(inputs)
 
-    key = {"kernel": kernel.name, "cfg": kernel_vfat_cfg(product, KERNEL_FILES), "epoch": epoch,
+    sizes = {n: (kernel / n).stat().st_size for n in KERNEL_FILES}
+    key = {"kernel": kernel.name, "cfg": kernel_vfat_cfg(product, sizes), "epoch": epoch,
            "files": {n: file_sha256(kernel / n) for n in KERNEL_FILES}}
     return cache.get(f"kernelfs-{product.board.name}", key, produce) / "kernel.vfat"
 

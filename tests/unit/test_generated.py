@@ -8,6 +8,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from pycam.engine.diskimage import compile_boot_script, write_env_images
 from pycam.generate.bootscript import boot_script, substitutions
 from pycam.generate.fstab import DATA_BINDS, fstab
@@ -122,3 +124,16 @@ def test_kernel_partition_image_is_reproducible(product, tmp_path: Path) -> None
     assert "has no label" in listing and "5043-4D4B" in listing
     stamped = [line for line in listing.splitlines() if line.split() and line.split()[0] in ("IMAGE", "initrd")]
     assert len(stamped) == 2 and all("2024-01-01" in line for line in stamped), listing
+
+
+def test_kernel_image_is_sized_to_its_files_not_the_partition(product) -> None:
+    """Each install writes the whole image: empty FAT space would be written to the card every time."""
+    from pycam.errors import PycamError
+    from pycam.generate.genimage import kernel_vfat_size
+
+    partition = product.layout.by_role("kernel")[0].size
+    content = 34_400_000  # Debian's arm64 Image + pycam's initramfs
+    size = kernel_vfat_size(product, content)
+    assert content < size < partition and size % (1 << 20) == 0
+    with pytest.raises(PycamError, match="do not fit the kernel partition"):
+        kernel_vfat_size(product, partition)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import subprocess
@@ -91,3 +92,17 @@ def test_expiry_warns_then_refuses(keyset: keys.KeySet) -> None:
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=keys.SIGNING_DAYS + 1)
     with pytest.raises(PycamError, match="expired on"):
         keys.check_signing_cert(keyset, release=False, now=later)
+
+
+def test_bundle_squashfs_options_come_from_ota_yml(product, keyset: keys.KeySet, tmp_path: Path) -> None:
+    """ota.yml bundle.mksquashfs-args reaches mksquashfs (the Yocto layer passes the same via BUNDLE_ARGS)."""
+    need("rauc", "mksquashfs", "unsquashfs")
+    zstd = dataclasses.replace(product, ota=dataclasses.replace(product.ota, bundle_mksquashfs_args="-comp zstd"))
+    for variant, compressor in ((product, "gzip" if not product.ota.bundle_mksquashfs_args else None),
+                                (zstd, "zstd")):
+        work = tmp_path / (compressor or "configured")
+        work.mkdir()
+        bundle = _bundle(variant, keyset, work)
+        superblock = subprocess.run(["unsquashfs", "-s", str(bundle)], capture_output=True, text=True).stdout
+        if compressor:
+            assert f"Compression {compressor}" in superblock, superblock

@@ -25,13 +25,21 @@ do_compile[depends] += " \
 "
 
 do_compile() {
+    image=${DEPLOY_DIR_IMAGE}/${KERNEL_IMAGETYPE}
+    initrd=${DEPLOY_DIR_IMAGE}/${PYCAM_INITRAMFS_IMAGE}-${MACHINE}.${PYCAM_INITRAMFS_FSTYPE}
+    # sized to its files, as the default engine does (pycam/generate/genimage.py): every install
+    # writes the whole image, and empty FAT space would be written to the card each time
+    content=$(expr $(stat -L -c %s $image) + $(stat -L -c %s $initrd))
+    wanted=$(expr $content \* \( 100 + ${PYCAM_KERNEL_SLACK_PERCENT} \) / 100 + ${PYCAM_KERNEL_SLACK_BYTES})
+    kb=$(expr \( $wanted + 1048575 \) / 1048576 \* 1024)
+    if [ $kb -gt ${PYCAM_KERNEL_PART_KB} ]; then
+        bbfatal "the kernel and initramfs ($content bytes) do not fit the kernel partition (${PYCAM_KERNEL_PART_KB} KiB): make the kernel partitions bigger in partitions/"
+    fi
     rm -f ${B}/pycam-kernel.vfat
-    # PYCAM_KERNEL_PART_KB: the kernel partition's size from partitions/; a fixed volume id and
-    # SOURCE_DATE_EPOCH timestamps keep the image reproducible
-    mkfs.vfat -C -n KERNEL -i 50594341 ${B}/pycam-kernel.vfat ${PYCAM_KERNEL_PART_KB}
-    mcopy -i ${B}/pycam-kernel.vfat -m ${DEPLOY_DIR_IMAGE}/${KERNEL_IMAGETYPE} ::Image
-    mcopy -i ${B}/pycam-kernel.vfat -m \
-        ${DEPLOY_DIR_IMAGE}/${PYCAM_INITRAMFS_IMAGE}-${MACHINE}.${PYCAM_INITRAMFS_FSTYPE} ::initrd.img
+    # a fixed volume id and SOURCE_DATE_EPOCH timestamps keep the image reproducible
+    mkfs.vfat -C -n KERNEL -i 50594341 ${B}/pycam-kernel.vfat $kb
+    mcopy -i ${B}/pycam-kernel.vfat -m $image ::Image
+    mcopy -i ${B}/pycam-kernel.vfat -m $initrd ::initrd.img
 }
 
 do_deploy() {
