@@ -272,3 +272,33 @@ async def test_systemd_reload_protocol_and_watchdog(tmp_path: Path, monkeypatch:
     ready_again = next(i for i, m in enumerate(messages) if i > reloading and m.startswith("READY=1"))
     assert f"serving {svc.url}" in messages[ready_again]
     assert "WATCHDOG=1" in messages[1:reloading] and "WATCHDOG=1" in messages[ready_again:]
+
+
+async def test_new_listener_failing_restores_the_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The HTTPS listener cannot start (here: the bind fails once): plain HTTP is served again on the
+    same port, the reload fails with the reason, and the identity stays the old one."""
+    cfg = tls_cfg(tmp_path)
+    svc = CameraService(cfg)
+    await svc.start()
+    try:
+        assert svc.web is not None
+        url, listen = svc.url, svc.web._listen
+        failures = []
+
+        async def bind_fails_once(ctx: Any, port: int) -> None:
+            if ctx is not None and not failures:
+                failures.append(port)
+                raise OSError(98, "Address already in use")
+            await listen(ctx, port)
+
+        monkeypatch.setattr(svc.web, "_listen", bind_fails_once)
+        provision(Path(cfg.factory_dir), "PCAM-01-00000001-6", "factory-pw")
+        assert not await svc.reload()
+        assert failures and svc.url == url and svc.web.listening and not svc.identity.provisioned
+        status = (Path(cfg.runtime_dir) / "reload-status").read_text()
+        assert "Address already in use" in status and f"kept {url}" in status
+        assert (await get(url, "/api/properties", basic("admin", password_of(svc))))[0] == 200
+        assert await svc.reload()  # the next try succeeds
+        assert svc.url.startswith("https://")
+    finally:
+        await svc.stop()

@@ -65,7 +65,8 @@ async def reload_identity(svc: CameraService) -> str:
         try:
             await web.rebind(ctx)
         except OSError as e:
-            raise ReloadError(f"cannot listen on port {web.port} with the new setting ({e}): kept {old_url}") from e
+            kept = f"kept {web.url}" if web.listening else "NOT LISTENING (restart the service)"
+            raise ReloadError(f"cannot listen on port {web.port} with the new setting ({e}): {kept}") from e
         web.tls_digest = digest
         changes.append(f"{old_url} -> {web.url}")
     creds = auth.reload_credentials(svc.data_dir, ident, svc.cfg.auth.username, svc.auth.creds)

@@ -302,6 +302,10 @@ class WebServer:
         if self.tls:
             log.info("HTTPS with the device certificate %s", cfg.cert)
 
+    @property
+    def listening(self) -> bool:
+        return self._site is not None
+
     async def rebind(self, ssl_ctx: ssl.SSLContext | None) -> None:
         """Serve on the same port with another TLS setting or certificate (a reload of the identity).
 
