@@ -82,11 +82,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, default=2, help="devices per round (the station's fixtures)")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS.relative_to(ROOT)})")
     args = ap.parse_args()
     setup()
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="pycam-factory-bench-") as tmp:
         rounds = [one_round(args.devices, Path(tmp), r + 1) for r in range(args.rounds)]
+    load1 = os.getloadavg()[0]
     times = [d["provision_selftest_s"] for r in rounds for d in r["per_device"].values()]  # type: ignore[attr-defined]
     boots = [d["boot_s"] for r in rounds for d in r["per_device"].values()]  # type: ignore[attr-defined]
     passed = sum(1 for r in rounds for d in r["per_device"].values() if d["outcome"] == "pass")  # type: ignore[attr-defined]
@@ -94,7 +96,7 @@ def main() -> int:
     wall = sum(float(r["wall_s"]) for r in rounds)  # type: ignore[arg-type]
     result = {
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="minutes"),
-        "host": {"cpus": os.cpu_count(), "load_avg_1m_start": round(load0, 2)},
+        "host": {"cpus": os.cpu_count(), "load_avg_1m_start": round(load0, 2), "load_avg_1m_end": round(load1, 2)},
         "qemu": "virt cortex-a57 -smp 2 -m 1024 (TCG), one VM per fixture",
         "goal_provision_selftest_s": 60,
         "provision_selftest_s": {"mean": round(statistics.mean(times), 1), "max": max(times), "min": min(times)},
@@ -104,8 +106,8 @@ def main() -> int:
         "devices_per_hour_per_fixture_after_boot": round(3600 / statistics.mean(times), 1),
         "rounds": rounds,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "rounds"}, indent=2))
     return 0
 
