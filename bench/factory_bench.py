@@ -15,12 +15,14 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,6 +38,22 @@ from pycam.factory.station import Station, log_progress  # noqa: E402
 from pycam.log import setup  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "factory.json"
+
+
+APP_EVENTS = re.compile(r"^\[\s*([0-9.]+)\] \S+ \S+: (.*(?:Starting|Started|Stopping|Stopped|Reloading|Reloaded|"
+                        r"serving on|reloaded|reload failed).*)$")
+
+
+def app_timeline(shell: Any, login: float) -> list[tuple[float, str]]:
+    """The camera app's life on the device (systemd's and the app's journal lines), in seconds since the
+    console login: when its boot-time start ended, when the station's restart or reload happened."""
+    lines = shell.run_check("journalctl -b -u pycam-app.service -o short-monotonic --no-pager", timeout=120)
+    events = []
+    for line in lines:
+        m = APP_EVENTS.match(line)
+        if m:
+            events.append((round(float(m.group(1)) - login, 1), m.group(2)[:120]))
+    return events
 
 
 def one_round(n: int, work: Path, round_no: int) -> dict[str, object]:
@@ -59,11 +77,13 @@ def one_round(n: int, work: Path, round_no: int) -> dict[str, object]:
                 t0 = time.monotonic()
                 devices[name].transition("shell")
                 boot = time.monotonic() - t0
-                out = station.provision(name, devices[name].shell)
+                shell = devices[name].shell
+                login = float(shell.run_check("cut -d' ' -f1 /proc/uptime")[0])
+                out = station.provision(name, shell)
                 per_device[name] = {"boot_s": round(boot, 1), "provision_selftest_s": out.seconds,
                                     "outcome": out.outcome, "did": out.did, "steps_s": out.steps,
                                     "failed": [r.test for r in out.results if r.verdict == "fail"],
-                                    "error": out.error}
+                                    "error": out.error, "app_timeline": app_timeline(shell, login)}
 
             threads = [threading.Thread(target=run, args=(name,)) for name in names]
             for t in threads:
