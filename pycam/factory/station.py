@@ -247,10 +247,11 @@ class Station:
 
     @staticmethod
     def _wait_app(link: DeviceLink) -> None:
-        """Wait for the app's reload with the identity (APP_RELOAD), then for frames over its new endpoint.
+        """Wait for the app's reload with the identity (APP_RELOAD).
 
-        A health gate still waiting since boot is re-armed, so that it probes the app as it serves now
-        (HTTPS) and marks the slot good.
+        The app reports ready (start) only after its first frame (or after 60 s without one, which it
+        logs), and a reload leaves capture alone; the video test then checks that frames advance. A health gate still waiting since
+        boot is re-armed, so that it probes the app as it serves now (HTTPS) and marks the slot good.
         """
         try:
             link.sh(f"for i in $(seq 600); do [ -f {RELOAD_RC} ] && break; sleep 0.5; done; "
@@ -260,7 +261,6 @@ class Station:
                           "--no-pager 2>&1 || true", timeout=60)
             raise PycamError(f"the app did not take the identity (systemctl reload pycam-app): {why[-300:]}",
                              "see `journalctl -u pycam-app` on the device") from e
-        link.sh("pycam-health --wait 180 > /dev/null", timeout=400)
         link.sh("if [ \"$(systemctl is-active pycam-health-gate.service)\" = activating ]; then "
                 "systemctl restart --no-block pycam-health-gate.service; fi", timeout=60)
 

@@ -47,7 +47,9 @@ def _prepare(svc: CameraService) -> tuple[identity.Identity, str | None, ssl.SSL
         raise ReloadError(f"device certificate {cfg.web.cert} or key {cfg.web.key} missing: kept the one served")
     try:
         digest = tls_digest(cfg.web)
-        ctx = tls_context(cfg.web) if digest is not None else None
+        # the same files as served: no new context (loading a key costs seconds on a small CPU)
+        unchanged = svc.web is not None and digest == svc.web.tls_digest
+        ctx = tls_context(cfg.web) if digest is not None and not unchanged else None
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: e.g. KEY_VALUES_MISMATCH
         raise ReloadError(f"certificate {cfg.web.cert} / key {cfg.web.key} not usable: {e}") from e
     return ident, digest, ctx
