@@ -250,8 +250,9 @@ class Station:
         """Wait for the app's reload with the identity (APP_RELOAD).
 
         The app reports ready (start) only after its first frame (or after 60 s without one, which it
-        logs), and a reload leaves capture alone; the video test then checks that frames advance. A health gate still waiting since
-        boot is re-armed, so that it probes the app as it serves now (HTTPS) and marks the slot good.
+        logs), and a reload leaves capture alone; the video test then checks that frames advance. A
+        health gate still waiting since boot is re-armed, so that it probes the app as it serves now
+        (HTTPS) and marks the slot good.
         """
         try:
             link.sh(f"for i in $(seq 600); do [ -f {RELOAD_RC} ] && break; sleep 0.5; done; "
