@@ -234,6 +234,13 @@ def test_identity_on_device_in_https_certificate_and_ota_config(fleet: dict[str,
     with urllib.request.urlopen(req, context=loose, timeout=30) as r:
         assert out.did in r.read().decode()
 
+    # the app took the identity by a reload, not a restart: its process predates the apply step
+    app_started = int(sh(dut.shell, "systemctl show -p ExecMainStartTimestampMonotonic --value pycam-app"))
+    identity_applied = int(sh(dut.shell, "systemctl show -p ActiveEnterTimestampMonotonic --value "
+                                         "pycam-factory-identity"))
+    assert 0 < app_started < identity_applied
+    assert "reloaded: " in sh(dut.shell, "journalctl -b -u pycam-app -o cat --no-pager | grep 'reloaded: '")
+
     # the health gate, waiting since boot, saw the re-provisioned (HTTPS) app and confirmed the slot
     assert wait_unit_done(dut.shell, "pycam-health-gate.service", 400) == "active"
     assert slot(rauc_status(dut.shell), "rootfs.0")["boot_status"] == "good"

@@ -126,6 +126,20 @@ def load_credentials(data_dir: Path, ident: Identity, default_user: str) -> Cred
     return creds
 
 
+def reload_credentials(data_dir: Path, ident: Identity, default_user: str, current: Credentials) -> Credentials:
+    """The credentials after the identity changed under a running service (`systemctl reload`).
+
+    A password made up while the device was unprovisioned gives way to the factory one, as it does
+    when the factory line restarts the service (factory-provision app-reset); a password the user set
+    stays. Then the same order as at start (load_credentials).
+    """
+    if current.source == "generated" and (ident.admin_password_hash or ident.admin_password):
+        (data_dir / "credentials.json").unlink(missing_ok=True)
+        (data_dir / "initial-password").unlink(missing_ok=True)
+        log.info("factory credentials for %r replace the generated password", ident.admin_user or default_user)
+    return load_credentials(data_dir, ident, default_user)
+
+
 def save_credentials(data_dir: Path, creds: Credentials) -> None:
     _write_private(
         data_dir / "credentials.json",
@@ -196,6 +210,16 @@ class Authenticator:
         self._good = None
         self._sessions.clear()  # everyone logs in again
         (self.data_dir / "initial-password").unlink(missing_ok=True)
+
+    def replace(self, creds: Credentials) -> bool:
+        """New credentials (a reload): sessions opened under the old ones end. False when unchanged."""
+        if (creds.username, creds.password_hash) == (self.creds.username, self.creds.password_hash):
+            self.creds = creds
+            return False
+        self.creds = creds
+        self._good = None
+        self._sessions.clear()
+        return True
 
     def new_session(self) -> str:
         token = secrets.token_urlsafe(32)

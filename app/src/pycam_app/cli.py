@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from . import __version__, config
+from . import __version__, config, lean
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -36,12 +36,21 @@ def _lean_process(cfg: config.Config) -> None:
     - FFmpeg's bundled GnuTLS initialises itself in a library constructor when PyAV loads it (~0.9 MB);
       GnuTLS skips that with GNUTLS_NO_IMPLICIT_INIT and libavformat initialises it explicitly before
       any TLS URL (which the service never opens).
+
+    A certificate that arrives later (provisioning, then `systemctl reload`) lifts the block again
+    (lean.allow_openssl), and the service serves HTTPS as if it had started with the certificate.
     """
     os.environ.setdefault("GNUTLS_NO_IMPLICIT_INIT", "1")
     if not cfg.web.tls_wanted():
-        for name in ("ssl", "_hashlib"):
-            if name not in sys.modules:
-                sys.modules[name] = None  # type: ignore[assignment]
+        lean.block_openssl()
+
+
+_early_reload = False  # SIGHUP while Python and PyAV were still loading
+
+
+def _remember_reload(signum: int, frame: object) -> None:
+    global _early_reload
+    _early_reload = True
 
 
 async def _serve(cfg: config.Config) -> None:
@@ -51,13 +60,26 @@ async def _serve(cfg: config.Config) -> None:
 
     svc = CameraService(cfg)
     stop = asyncio.Event()
+    reload = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload.set)
+    if _early_reload:
+        reload.set()  # the identity may have changed after CameraService read it: look again once serving
+
+    async def reloads() -> None:
+        while True:
+            await reload.wait()
+            reload.clear()
+            await svc.reload()
+
     await svc.start()
+    task = asyncio.create_task(reloads())
     try:
         await stop.wait()
     finally:
+        task.cancel()
         await svc.stop()
 
 
@@ -77,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     # journald adds its own timestamps; keep lines short.
     logging.basicConfig(level=cfg.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("libav").setLevel(logging.ERROR)
+    # SIGHUP = `systemctl reload` (re-read /factory). Its default action would end the process during
+    # the long imports below: remember it, and reload once serving.
+    signal.signal(signal.SIGHUP, _remember_reload)
     _lean_process(cfg)
     import asyncio
 

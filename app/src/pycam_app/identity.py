@@ -33,18 +33,25 @@ class Identity:
         return bool(self.serial)
 
 
-def load(factory_dir: str | Path) -> Identity:
+class IdentityError(ValueError):
+    """identity.json exists but cannot be read or is not an identity."""
+
+
+def read(factory_dir: str | Path) -> Identity:
+    """The identity; Identity() when there is none (no file, or a dangling link: an interrupted write).
+
+    Raises IdentityError for a file that exists but is unreadable or malformed: a reload keeps the
+    identity it has rather than dropping to unprovisioned.
+    """
     path = Path(factory_dir) / "identity.json"
     try:
         data: Any = json.loads(path.read_text())
     except FileNotFoundError:
         return Identity()
     except (OSError, ValueError) as e:
-        log.error("%s unreadable (%s): running as an unprovisioned device", path, e)
-        return Identity()
+        raise IdentityError(f"{path} unreadable ({e})") from e
     if not isinstance(data, dict):
-        log.error("%s is not a JSON object: running as an unprovisioned device", path)
-        return Identity()
+        raise IdentityError(f"{path} is not a JSON object")
 
     def s(key: str) -> str:
         v = data.get(key, "")
@@ -58,3 +65,12 @@ def load(factory_dir: str | Path) -> Identity:
         admin_password_hash=s("admin_password_hash"),
         admin_password=s("admin_password"),
     )
+
+
+def load(factory_dir: str | Path) -> Identity:
+    """At start: a malformed identity is logged and the device runs as unprovisioned."""
+    try:
+        return read(factory_dir)
+    except IdentityError as e:
+        log.error("%s: running as an unprovisioned device", e)
+        return Identity()

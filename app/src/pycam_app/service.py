@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 
@@ -25,6 +25,10 @@ from .jpeg import JpegEncoder
 from .motion import MotionDetector
 from .pipeline import Controls, Pipeline
 from .recorder import Recorder
+from .reload import ReloadError, reload_identity
+
+if TYPE_CHECKING:
+    from .web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +82,8 @@ class CameraService:
         self.mjpeg: Any = None  # web.live.MjpegHub, set by the web server
         self._night_auto = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._web: Any = None
+        self.web: WebServer | None = None
+        self._reloads = 0
         self._getters()
 
     # -- directories --
@@ -237,9 +242,9 @@ class CameraService:
             log.warning("pipeline not started after 60 s: %s", self.pipeline.last_error)
         web = WebServer(self)
         await web.start()
-        self._web = web
+        self.web = web
         self.url = web.url
-        self._write_endpoint()
+        self.write_endpoint()
         sdnotify.notify(f"READY=1\nSTATUS=serving {self.url}")
         self._tasks.append(asyncio.create_task(self._watchdog()))
         log.info("serving on %s (data in %s)", self.url, self.data_dir)
@@ -251,14 +256,37 @@ class CameraService:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        if self._web is not None:
-            await self._web.stop()
+        if self.web is not None:
+            await self.web.stop()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.pipeline.stop)
         await loop.run_in_executor(None, self.recorder.stop)
         self.index.close()
 
-    def _write_endpoint(self) -> None:
+    async def reload(self) -> bool:
+        """`systemctl reload` (SIGHUP): take the identity now in /factory, with systemd's reload protocol.
+
+        The outcome also goes to <runtime>/reload-status ("<pid>.<n> ok|failed <message>"), which the
+        unit's ExecReload= waits for: systemd 252 ends a reload job as soon as ExecReload= exits.
+        """
+        sdnotify.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}\nSTATUS=reloading the identity")
+        try:
+            message = await reload_identity(self)
+            ok = True
+            log.info("reloaded: %s", message)
+        except ReloadError as e:
+            ok, message = False, str(e)
+            log.error("reload failed, keeping the previous identity: %s", message)
+        self._reloads += 1
+        status = self.runtime / "reload-status"
+        tmp = status.with_suffix(".tmp")
+        tmp.write_text(f"{os.getpid()}.{self._reloads} {'ok' if ok else 'failed'} {message}\n")
+        tmp.replace(status)
+        note = "" if ok else f" (reload failed: {message})"
+        sdnotify.notify(f"READY=1\nSTATUS=serving {self.url}{note}")
+        return ok
+
+    def write_endpoint(self) -> None:
         # pycam-health reads this to find the service (port, HTTP or HTTPS) without parsing the config.
         path = self.runtime / "endpoint.json"
         tmp = path.with_suffix(".tmp")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import inspect
 import json
 import logging
@@ -20,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from .. import spec
+from .. import lean, spec
 from ..config import WebConfig
 from . import api, live, openapi
 
@@ -57,12 +58,24 @@ def tls_context(cfg: WebConfig) -> ssl.SSLContext | None:
     cert, key = Path(cfg.cert), Path(cfg.key)
     if not (cert.is_file() and key.is_file()):
         raise FileNotFoundError(f'web.tls = "on" but {cert} or {key} is missing')
+    lean.allow_openssl()  # the process may have started without a certificate (cli._lean_process)
     import ssl
 
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
     return ctx
+
+
+def tls_digest(cfg: WebConfig) -> str | None:
+    """What an HTTPS listener is made of (certificate and key bytes); None for plain HTTP."""
+    if not cfg.tls_wanted():
+        return None
+    h = hashlib.sha256()
+    for path in (cfg.cert, cfg.key):
+        h.update(Path(path).read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
 
 
 def json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -95,6 +108,10 @@ class WebServer:
         self.api.register(r)
         self.live.register(r)
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._site_kw: dict[str, Any] = {}
+        self._ssl_ctx: ssl.SSLContext | None = None
+        self.tls_digest: str | None = None  # of the certificate and key served (reload.py compares)
         self.url = ""
         self.port = 0
 
@@ -257,28 +274,56 @@ class WebServer:
 
     # -- lifecycle --
     async def start(self) -> None:
-        cfg = self.svc.cfg.web
-        ssl_ctx = tls_context(cfg)
-        self.tls = ssl_ctx is not None
+        ssl_ctx = tls_context(self.svc.cfg.web)
+        self.tls_digest = tls_digest(self.svc.cfg.web) if ssl_ctx is not None else None
         # Streaming handlers (SSE, MJPEG) never finish by themselves: bound the wait at shutdown. aiohttp 3.9
         # moved shutdown_timeout from the site to the runner.
         runner_kw: dict[str, Any] = {}
-        site_kw: dict[str, Any] = {}
         if "shutdown_timeout" in inspect.signature(web.AppRunner.__init__).parameters:
             runner_kw["shutdown_timeout"] = 2.0
         else:
-            site_kw["shutdown_timeout"] = 2.0
+            self._site_kw["shutdown_timeout"] = 2.0
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, **runner_kw)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.bind, cfg.port, ssl_context=ssl_ctx, **site_kw)
+        await self._listen(ssl_ctx, self.svc.cfg.web.port)
+
+    async def _listen(self, ssl_ctx: ssl.SSLContext | None, port: int) -> None:
+        cfg = self.svc.cfg.web
+        assert self._runner is not None
+        site = web.TCPSite(self._runner, cfg.bind, port, ssl_context=ssl_ctx, **self._site_kw)
         await site.start()
+        self._site, self._ssl_ctx = site, ssl_ctx
         server = site._server  # the bound port, also when port 0 asked the kernel for one
         sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else cfg.port
+        self.port = sockets[0].getsockname()[1] if sockets else port
         host = "127.0.0.1" if cfg.bind in ("0.0.0.0", "::", "") else cfg.bind
+        self.tls = ssl_ctx is not None
         self.url = f"{'https' if ssl_ctx else 'http'}://{host}:{self.port}"
         if self.tls:
             log.info("HTTPS with the device certificate %s", cfg.cert)
+
+    @property
+    def listening(self) -> bool:
+        return self._site is not None
+
+    async def rebind(self, ssl_ctx: ssl.SSLContext | None) -> None:
+        """Serve on the same port with another TLS setting or certificate (a reload of the identity).
+
+        Connections and live streams made under the old setting end, as they would with a restart
+        (a provisioned device serves HTTPS only). If the new listener cannot start, the old one is
+        restored and the error raised: the service never ends up serving nothing.
+        """
+        assert self._runner is not None and self._runner.server is not None and self._site is not None
+        old_ctx = self._ssl_ctx
+        await self.live.close_all()
+        await self._site.stop()  # aiohttp 3.8 also ends the connections here; newer ones only stop listening
+        await self._runner.server.shutdown(2.0)
+        self._site = None
+        try:
+            await self._listen(ssl_ctx, self.port)
+        except OSError:
+            await self._listen(old_ctx, self.port)
+            raise
 
     async def stop(self) -> None:
         await self.live.close_all()
