@@ -2,8 +2,10 @@
 synced into the layer), the same hook, the same manifest keys and delta.json.
 
 BitBake itself runs in tests/yocto/test_bitbake.py (parse and task graph, no build); here the
-recipe's variables are read from its text, and the layer's copy of make-delta is run on the host
-exactly as do_delta runs it, its patches applied with `xdelta3 -d` and by the layer's copy of the hook."""
+recipe's variables are read from its text, the layer's copy of make-delta is run on the host
+exactly as do_delta runs it, its patches applied with `xdelta3 -d` and by the layer's copy of the hook,
+and the recipe's own Python tasks (do_delta, do_configure:prepend) run with the host's rauc and
+xdelta3 against a stand-in for BitBake's datastore (getVar/setVar of the values BitBake would expand)."""
 
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pycam import ROOT
+from pycam import ROOT, keys
 from pycam.definition import Product, load_product
+from pycam.engine.bundle import make_bundle
 from pycam.engine.delta import HOOK, MAKE_DELTA
 from pycam.generate.rauc import bundle_manifest
 from pycam.yocto import COPIED_FILES
@@ -204,3 +208,124 @@ def test_layer_copy_refuses_a_wrong_base(release: dict[str, Path], tmp_path: Pat
     assert error == f"make-delta: error: {problem}"
     assert hint.startswith("make-delta: hint: ")
     assert not (tmp_path / "out" / "delta.json").exists()
+
+
+class Fatal(Exception):
+    """bb.fatal: BitBake logs the message and stops the task."""
+
+
+class BitBake:
+    """The two calls of BitBake's `bb` module the recipe's Python tasks make."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def fatal(self, message: str) -> None:
+        raise Fatal(message)
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
+class Datastore:
+    """BitBake's datastore `d` as the recipe's tasks use it: getVar/setVar of expanded values.
+    (BitBake runs no task here: nothing is built offline; tests/yocto/test_bitbake.py parses.)"""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = dict(values)
+
+    def getVar(self, name: str) -> str | None:  # BitBake's method names
+        return self.values.get(name)
+
+    def setVar(self, name: str, value: str) -> None:
+        self.values[name] = value
+
+
+def recipe_task(name: str, bb: BitBake) -> Callable[[Datastore], None]:
+    """A `python <name>() {...}` function of the recipe, compiled as BitBake does: def <name>(d) with bb."""
+    text = RECIPE.read_text()
+    body = text.split(f"python {name}() {{\n", 1)[1].split("\n}\n", 1)[0]
+    function = name.replace(":", "_")
+    namespace: dict[str, object] = {"bb": bb}
+    exec(compile(f"def {function}(d):\n{body}\n", str(RECIPE), "exec"), namespace)
+    task = namespace[function]
+    assert callable(task)
+    return task
+
+
+@pytest.fixture(scope="module")
+def signed_base(product: Product, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A full bundle of release 1.0.0, made and signed as `pycam build` makes it (real rauc)."""
+    need("rauc", "mksquashfs", "xdelta3")
+    tmp = tmp_path_factory.mktemp("signed-base")
+    keyset = keys.init(tmp / "keys")
+    base = images(tmp / "images", seed=7)
+    bundle = make_bundle(product, keyset, rootfs=base["rootfs"], kernel_vfat=base["kernel"], version="1.0.0",
+                         build="1.0.0+base", out=tmp / "base.raucb", work=tmp / "work")
+    return {"bundle": bundle, "keyring": keyset.keyring, **base}
+
+
+def task_env(tmp: Path, signed_base: dict[str, Path], delta_vars: dict[str, str], **values: str) -> Datastore:
+    """do_delta's variables: WORKDIR as do_unpack leaves it, the new images under their deploy names."""
+    workdir, deploy = tmp / "work", tmp / "deploy"
+    workdir.mkdir()
+    deploy.mkdir()
+    shutil.copy2(BUNDLES / "files" / MAKE_DELTA.name, workdir / MAKE_DELTA.name)
+    rootfs_name = "pycam-image-qemuarm64.rootfs.squashfs-xz"  # PYCAM_ROOTFS_IMAGE, expanded for qemuarm64
+    assert delta_vars["PYCAM_ROOTFS_IMAGE"] == \
+        "pycam-image${IMAGE_MACHINE_SUFFIX}${IMAGE_NAME_SUFFIX}.${PYCAM_ROOTFS_FSTYPE}"
+    (deploy / rootfs_name).write_bytes(changed(signed_base["rootfs"].read_bytes()))
+    (deploy / delta_vars["PYCAM_KERNEL_IMAGE"]).write_bytes(signed_base["kernel"].read_bytes() + b"new kernel")
+    rauc = shutil.which("rauc")
+    assert rauc
+    return Datastore({
+        "PYCAM_DELTA_BASE": str(signed_base["bundle"]), "RAUC_KEYRING_FILE": str(signed_base["keyring"]),
+        "WORKDIR": str(workdir), "DEPLOY_DIR_IMAGE": str(deploy), "STAGING_BINDIR_NATIVE": str(Path(rauc).parent),
+        "RAUC_BUNDLE_COMPATIBLE": "pycam-qemuarm64", "RAUC_BUNDLE_VERSION": "1.1.0",
+        "RAUC_BUNDLE_BUILD": "20261121073000", "RAUC_BUNDLE_DESCRIPTION": "pycam firmware for qemuarm64",
+        "PYCAM_ROOTFS_IMAGE": rootfs_name, "PYCAM_KERNEL_IMAGE": delta_vars["PYCAM_KERNEL_IMAGE"], **values,
+    })
+
+
+def test_do_delta_makes_the_bundle_content_from_a_signed_base(signed_base: dict[str, Path],
+                                                             delta_vars: dict[str, str], tmp_path: Path) -> None:
+    """The recipe's do_delta and do_configure:prepend, run with the host's rauc and xdelta3."""
+    d = task_env(tmp_path, signed_base, delta_vars)
+    bb = BitBake()
+    recipe_task("do_delta", bb)(d)
+    workdir = Path(d.values["WORKDIR"])
+    assert sorted(p.name for p in workdir.iterdir()) == ["delta.json", "kernel.xdelta", MAKE_DELTA.name,
+                                                          "rootfs.xdelta"]  # the extracted base is gone
+    info = json.loads((workdir / "delta.json").read_text())
+    assert info["base"] == {"version": "1.0.0", "build": "1.0.0+base"}
+    assert info["target"] == {"version": "1.1.0", "build": "20261121073000"}
+    assert any("rootfs.xdelta" in note for note in bb.notes)
+
+    recipe_task("do_configure:prepend", bb)(d)
+    assert d.values["RAUC_BUNDLE_BUILD"] == "20261121073000"
+    assert d.values["RAUC_BUNDLE_DESCRIPTION"] == "pycam firmware for qemuarm64, delta from 1.0.0"
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"PYCAM_DELTA_BASE": ""}, "PYCAM_DELTA_BASE is not set"),
+    ({"PYCAM_DELTA_BASE": "/nonexistent/pycam-bundle-qemuarm64-0.1.0.raucb"},
+     'PYCAM_DELTA_BASE = "/nonexistent/pycam-bundle-qemuarm64-0.1.0.raucb": no such file'),
+    ({"RAUC_KEYRING_FILE": ""}, "RAUC_KEYRING_FILE"),
+    ({"RAUC_BUNDLE_VERSION": "1.0.0"}, "the base bundle has the same version 1.0.0"),
+    ({"RAUC_BUNDLE_COMPATIBLE": "pycam-raspberrypi4-64"}, "the base bundle is for 'pycam-qemuarm64'"),
+])
+def test_do_delta_stops_with_an_error_naming_the_problem(signed_base: dict[str, Path], delta_vars: dict[str, str],
+                                                          tmp_path: Path, values: dict[str, str],
+                                                          message: str) -> None:
+    d = task_env(tmp_path, signed_base, delta_vars, **values)
+    with pytest.raises(Fatal, match=re.escape(message)):
+        recipe_task("do_delta", BitBake())(d)
+    assert not (Path(d.values["WORKDIR"]) / "delta.json").exists()
+
+
+def test_do_delta_refuses_a_base_signed_by_another_pki(signed_base: dict[str, Path],
+                                                       delta_vars: dict[str, str], tmp_path: Path) -> None:
+    stranger = keys.init(tmp_path / "stranger")
+    d = task_env(tmp_path, signed_base, delta_vars, RAUC_KEYRING_FILE=str(stranger.keyring))
+    with pytest.raises(Fatal, match="rauc extract failed"):
+        recipe_task("do_delta", BitBake())(d)
