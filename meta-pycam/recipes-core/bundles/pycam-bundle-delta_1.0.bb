@@ -66,21 +66,24 @@ python do_delta() {
     steps = [
         # rauc checks the base's signature against the product keyring before unpacking it
         ('rauc extract', [os.path.join(d.getVar('STAGING_BINDIR_NATIVE'), 'rauc'), 'extract',
-                          '--keyring=' + keyring, base, extracted]),
+                          '--keyring=' + keyring, base, extracted],
+         "RAUC extracts a bundle signed by a certificate RAUC_KEYRING_FILE trusts, owned by the user "
+         "running BitBake (or root) and not writable by others: copy it into place"),
         ('make-delta', ['python3', os.path.join(workdir, 'make-delta'), '--base', extracted,
                         '--compatible', d.getVar('RAUC_BUNDLE_COMPATIBLE'),
                         '--version', d.getVar('RAUC_BUNDLE_VERSION'), '--build', d.getVar('RAUC_BUNDLE_BUILD'),
                         '--image', 'rootfs=' + os.path.join(deploy, d.getVar('PYCAM_ROOTFS_IMAGE')),
                         '--image', 'kernel=' + os.path.join(deploy, d.getVar('PYCAM_KERNEL_IMAGE')),
-                        '--out', workdir]),
+                        '--out', workdir],
+         "make-delta's hint above says what to change"),
     ]
-    for what, cmd in steps:
+    for what, cmd, hint in steps:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if proc.stdout.strip():
             bb.note(proc.stdout.rstrip())
         if proc.returncode != 0:
-            bb.fatal("%s failed (exit %d), PYCAM_DELTA_BASE = \"%s\":\n%s"
-                     % (what, proc.returncode, base, proc.stdout.strip()))
+            bb.fatal("%s failed (exit %d), PYCAM_DELTA_BASE = \"%s\":\n%s\n%s"
+                     % (what, proc.returncode, base, proc.stdout.strip(), hint))
     shutil.rmtree(extracted)
 }
 # a new base bundle at the same path makes a new delta
