@@ -8,12 +8,14 @@ same generator functions the default engine uses, and committed as reviewable te
     python -m pycam.yocto sync --check    # exit 1 when a committed file differs or is stale
 
 Hand-written recipes pick the files up by MACHINE override (files/<machine>/...), and
-`conf/distro/include/pycam-board-<machine>.inc` carries the board's variables.
+`conf/distro/include/pycam-board-<machine>.inc` carries the board's variables. The delta tooling
+(ota/delta/make-delta, ota/hooks/delta-install) is copied verbatim (COPIED_FILES).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,12 @@ MACHINE_FILES = {
     "inc": "conf/distro/include/pycam-board-{m}.inc",
 }
 PRODUCT_INC = "conf/distro/include/pycam-product.inc"
+# files of the checkout the layer carries verbatim (checkout path -> layer path): the delta tooling
+# both engines run, so that a device of either engine takes a delta from either engine's tooling
+COPIED_FILES = {
+    "ota/delta/make-delta": "recipes-core/bundles/files/make-delta",
+    "ota/hooks/delta-install": "recipes-core/bundles/files/delta-install",
+}
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,8 @@ def expected(root: Path = ROOT) -> dict[Path, str]:
     """Every generated file of the layer (path relative to the repository) -> its text."""
     layer = Path(LAYER)
     files: dict[Path, str] = {layer / PRODUCT_INC: product_inc(root)}
+    for source, copy in COPIED_FILES.items():
+        files[layer / copy] = (root / source).read_text()
     for name in yocto_boards(root):
         product = load_product(name, root)
         machine = product.board.yocto_machine
@@ -183,8 +193,18 @@ def _generated_glob(root: Path) -> set[Path]:
     return found
 
 
+def _copy_sources(root: Path) -> dict[Path, Path]:
+    """Layer copy (relative to the repository) -> the checkout file it copies."""
+    return {Path(LAYER) / copy: root / source for source, copy in COPIED_FILES.items()}
+
+
+def _executable(path: Path) -> bool:
+    return bool(path.stat().st_mode & 0o111)
+
+
 def check(root: Path = ROOT) -> list[Drift]:
     want = expected(root)
+    sources = _copy_sources(root)
     drift = []
     for rel, text in sorted(want.items()):
         path = root / rel
@@ -192,6 +212,8 @@ def check(root: Path = ROOT) -> list[Drift]:
             drift.append(Drift(rel, "missing"))
         elif path.read_text() != text:
             drift.append(Drift(rel, "differs"))
+        elif rel in sources and _executable(path) != _executable(sources[rel]):
+            drift.append(Drift(rel, "differs"))  # a script copy keeps its executable bit
     for rel in sorted(_generated_glob(root) - set(want)):
         drift.append(Drift(rel, "stale"))
     return drift
@@ -200,6 +222,7 @@ def check(root: Path = ROOT) -> list[Drift]:
 def sync(root: Path = ROOT) -> list[Path]:
     """Write what differs, remove what is stale; returns the paths touched."""
     want = expected(root)
+    sources = _copy_sources(root)
     touched = []
     for item in check(root):
         path = root / item.path
@@ -208,6 +231,8 @@ def sync(root: Path = ROOT) -> list[Path]:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(want[item.path])
+            if item.path in sources:
+                shutil.copymode(sources[item.path], path)
         touched.append(item.path)
     return touched
 

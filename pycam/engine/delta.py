@@ -8,6 +8,10 @@ not: it matches aligned 4 KiB blocks), it encodes in about a second where bsdiff
 demand (bspatch and zstd hold both images in memory). Debian's RAUC is built without streaming,
 so the bytes a delta saves are the bytes a device downloads.
 
+The patches and delta.json come from ota/delta/make-delta (standard library only), the one
+implementation both engines run: meta-pycam's pycam-bundle-delta runs its synced copy, so a device
+of either engine accepts a delta from either engine's tooling.
+
 The bundle's hook (ota/hooks/delta-install) checks the running slots against the base image
 hashes before anything is written, rebuilds each image into the target slot from the active one
 and verifies the result's sha256 before RAUC activates the slot.
@@ -15,44 +19,36 @@ and verifies the result's sha256 before RAUC activates the slot.
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
+import shlex
 import shutil
-from dataclasses import dataclass
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from pycam import ROOT
 from pycam.definition import Product
 from pycam.engine.bundle import squashfs_args
 from pycam.engine.cache import describe
-from pycam.engine.run import run
+from pycam.engine.run import raise_if_disk_full, run
 from pycam.errors import PycamError
 from pycam.generate.rauc import bundle_manifest
 from pycam.keys import KeySet
 from pycam.log import log
 
 HOOK = ROOT / "ota" / "hooks" / "delta-install"
-METHOD = "xdelta3"
-IMAGES = {"rootfs": "rootfs.squashfs", "kernel": "kernel.vfat"}  # slot class -> file in a full bundle
-
-
-@dataclass(frozen=True)
-class Release:
-    """A full bundle unpacked: what a delta is made against."""
-
-    bundle: Path
-    version: str
-    build: str
-    compatible: str
-    images: dict[str, Path]
+# patches + delta.json from the base and new images: shared with meta-pycam's pycam-bundle-delta
+MAKE_DELTA = ROOT / "ota" / "delta" / "make-delta"
+BAD_INPUT = 2  # make-delta's exit status for input it refuses (problem and hint on stderr)
 
 
 def delta_name(product: Product, version: str, base_version: str) -> str:
     return f"{product.ota.product}-{product.board.name}-{version}.delta-from-{base_version}.raucb"
 
 
-def unpack_release(bundle: Path, keys: KeySet, work: Path) -> Release:
+def extract_base(bundle: Path, keys: KeySet, work: Path) -> Path:
     """Extract a full bundle after RAUC has checked its signature against our keyring."""
     if not bundle.is_file():
         raise PycamError(f"--delta-from: no bundle at {bundle}", "give the full .raucb of the release devices run")
@@ -60,70 +56,48 @@ def unpack_release(bundle: Path, keys: KeySet, work: Path) -> Release:
     shutil.rmtree(target, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     run(["rauc", "extract", f"--keyring={keys.keyring}", bundle, target], what=f"rauc extract {bundle.name}")
-    manifest = configparser.ConfigParser(interpolation=None)
-    manifest.read(target / "manifest.raucm")
-    if manifest.has_section("hooks") and "install-check" in manifest["hooks"].get("hooks", ""):
-        raise PycamError(f"--delta-from {bundle.name} is itself a delta bundle",
-                         "make deltas from the full bundle of the base release")
-    images: dict[str, Path] = {}
-    for cls, filename in IMAGES.items():
-        section = f"image.{cls}"
-        if not manifest.has_section(section) or manifest[section].get("filename") != filename:
-            raise PycamError(f"--delta-from {bundle.name} has no {filename} image for slot class {cls}",
-                             "make deltas from a full bundle built by pycam")
-        images[cls] = target / filename
-    update = manifest["update"]
-    return Release(bundle=bundle, version=update.get("version", ""), build=update.get("build", ""),
-                   compatible=update.get("compatible", ""), images=images)
+    return target
 
 
-def check_base(product: Product, base: Release, version: str) -> None:
-    if base.compatible != product.compatible:
-        raise PycamError(f"--delta-from {base.bundle.name} is for '{base.compatible}', this build is "
-                         f"'{product.compatible}'", "pick a bundle built for the same board")
-    if base.version == version:
-        raise PycamError(f"--delta-from {base.bundle.name} has the same version {version} as this build",
-                         "give the new build its own version (--version)")
-
-
-# xdelta3 -B, the same on both ends: the device reads the active slot through a block device, which
-# xdelta3 treats as a stream, so the encoder must not refer further back than the decoder keeps in
-# memory ("non-seekable source in decode" otherwise). Measured: the patches are no larger than with a
-# window holding the whole base (8.07 MB either way for the Debian-update root), decoding takes ~37 MB.
-SOURCE_WINDOW = 16 * 1024 * 1024
-
-
-def make_patch(base: Path, new: Path, out: Path) -> None:
-    run(["xdelta3", "-e", "-9", "-f", "-B", str(SOURCE_WINDOW), "-s", base, new, out],
-        what=f"xdelta3 {new.name}", check_space=out.parent)
+def make_delta_content(product: Product, base: Path, base_name: str, images: dict[str, Path], *, version: str,
+                       build: str, out: Path) -> dict[str, Any]:
+    """Run ota/delta/make-delta: the patches and delta.json in out; returns delta.json's content."""
+    cmd = [sys.executable, str(MAKE_DELTA), "--base", str(base), "--compatible", product.compatible,
+           "--version", version, "--build", build, "--out", str(out),
+           *(f"--image={cls}={path}" for cls, path in images.items())]
+    log.debug("$ %s", shlex.join(cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+    for line in proc.stdout.splitlines():
+        log.info("%s", line.removeprefix("make-delta: "))
+    if proc.returncode == BAD_INPUT:
+        said = dict(line.removeprefix("make-delta: ").split(": ", 1) for line in proc.stderr.splitlines()
+                    if line.startswith(("make-delta: error: ", "make-delta: hint: ")))
+        raise PycamError(f"--delta-from {base_name}: {said.get('error', proc.stderr.strip())}", said.get("hint", ""))
+    if proc.returncode != 0:
+        raise_if_disk_full(out, "make-delta")
+        tail = "\n".join(proc.stderr.strip().splitlines()[-25:])
+        raise PycamError(f"make-delta failed (exit {proc.returncode})" + (f"\n{tail}" if tail else ""))
+    info: dict[str, Any] = json.loads((out / "delta.json").read_text())
+    return info
 
 
 def make_delta_bundle(product: Product, keys: KeySet, *, base_bundle: Path, images: dict[str, Path], version: str,
                       build: str, out_dir: Path, work: Path) -> Path:
     """images: slot class -> the new full image. Returns the delta bundle (its .json sidecar beside it)."""
-    base = unpack_release(base_bundle, keys, work)
-    check_base(product, base, version)
+    base = extract_base(base_bundle, keys, work)
     content = work / "delta-content"
     shutil.rmtree(content, ignore_errors=True)
     content.mkdir(parents=True)
-    patches, meta = {}, {}
-    for cls, new in images.items():
-        patch = content / f"{cls}.xdelta"
-        make_patch(base.images[cls], new, patch)
-        patches[cls] = patch.name
-        meta[cls] = {"patch": patch.name, "base": describe(base.images[cls]), "target": describe(new)}
-        log.info("delta %s: %s -> %d bytes (full image %d)", cls, patch.name, patch.stat().st_size,
-                 new.stat().st_size)
-    info = {"method": METHOD, "base": {"version": base.version, "build": base.build},
-            "target": {"version": version, "build": build}, "images": meta}
-    (content / "delta.json").write_text(json.dumps(info, indent=2) + "\n")
+    info = make_delta_content(product, base, base_bundle.name, images, version=version, build=build, out=content)
+    base_version, meta = info["base"]["version"], info["images"]
     shutil.copy2(HOOK, content / HOOK.name)
     os.chmod(content / HOOK.name, 0o755)
     (content / "manifest.raucm").write_text(bundle_manifest(
-        product, version, build, patches, bundle_hook=HOOK.name, image_hook="install",
-        description=f"{product.ota.product} firmware for {product.board.name}, delta from {base.version}"))
+        product, version, build, {cls: image["patch"] for cls, image in meta.items()}, bundle_hook=HOOK.name,
+        image_hook="install",
+        description=f"{product.ota.product} firmware for {product.board.name}, delta from {base_version}"))
 
-    out = out_dir / delta_name(product, version, base.version)
+    out = out_dir / delta_name(product, version, base_version)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.unlink(missing_ok=True)
     run(["rauc", "bundle", f"--cert={keys.cert}", f"--key={keys.key}", f"--keyring={keys.keyring}",
@@ -135,9 +109,9 @@ def make_delta_bundle(product: Product, keys: KeySet, *, base_bundle: Path, imag
         "compatible": product.compatible,
         "version": version,
         "build": build,
-        "base": base.version,
-        "base_build": base.build,
-        "method": METHOD,
+        "base": base_version,
+        "base_build": info["base"]["build"],
+        "method": info["method"],
         "files": {out.name: describe(tmp)},
         "images": meta,
     }

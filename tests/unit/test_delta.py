@@ -15,9 +15,8 @@ from pycam.definition import Product, load_product
 from pycam.engine.bundle import bundle_info, make_bundle
 from pycam.engine.delta import delta_name, make_delta_bundle
 from pycam.errors import PycamError
+from tests.slotfiles import Device, changed, images
 from tests.unit.conftest import need
-
-SLOT_SIZE = 8 << 20
 
 
 @pytest.fixture(scope="module")
@@ -25,28 +24,14 @@ def keyset(tmp_path_factory: pytest.TempPathFactory) -> keys.KeySet:
     return keys.init(tmp_path_factory.mktemp("keys") / "dev")
 
 
-def _images(directory: Path, seed: int, root: bytes | None = None) -> dict[str, Path]:
-    rng = random.Random(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    rootfs, kernel = directory / "rootfs.squashfs", directory / "kernel.vfat"
-    rootfs.write_bytes(root if root is not None else rng.randbytes(3 << 20))
-    kernel.write_bytes(b"kernel" * 50000)
-    return {"rootfs": rootfs, "kernel": kernel}
-
-
-def _changed(old: bytes) -> bytes:
-    """An update: a few bytes changed early (everything after moves), a new block at the end."""
-    return old[:4096] + b"new file contents" + old[4096:2 << 20] + os.urandom(64 << 10) + old[2 << 20:]
-
-
 @pytest.fixture(scope="module")
 def release(product: Product, keyset: keys.KeySet, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     need("rauc", "mksquashfs", "xdelta3")
     tmp = tmp_path_factory.mktemp("release")
-    base = _images(tmp / "base", seed=1)
+    base = images(tmp / "base", seed=1)
     full = make_bundle(product, keyset, rootfs=base["rootfs"], kernel_vfat=base["kernel"], version="1.0.0",
                        build="1.0.0+base", out=tmp / "base.raucb", work=tmp / "work")
-    new = _images(tmp / "new", seed=2, root=_changed(base["rootfs"].read_bytes()))
+    new = images(tmp / "new", seed=2, root=changed(base["rootfs"].read_bytes()))
     delta = make_delta_bundle(product, keyset, base_bundle=full, images=new, version="1.1.0", build="1.1.0+new",
                               out_dir=tmp, work=tmp / "work")
     return {"full": full, "delta": delta, **{f"base-{k}": v for k, v in base.items()},
@@ -89,44 +74,17 @@ def test_refuses_a_base_signed_by_someone_else(product: Product, release: dict[s
                           out_dir=tmp_path, work=tmp_path / "work")
 
 
-class Device:
-    """Two slot pairs in files, a system.conf naming them and a kernel command line, as RAUC's hook sees them."""
-
-    def __init__(self, tmp: Path, release: dict[str, Path], keyset: keys.KeySet) -> None:
-        self.bundle = tmp / "bundle"
-        subprocess.run(["rauc", "extract", f"--keyring={keyset.keyring}", release["delta"], self.bundle],
-                       check=True, capture_output=True)
-        self.slots = {}
-        for name, content in (("rootfs.0", release["base-rootfs"].read_bytes()), ("rootfs.1", b""),
-                              ("kernel.0", release["base-kernel"].read_bytes()), ("kernel.1", b"")):
-            path = tmp / name
-            path.write_bytes(content + b"\xff" * (SLOT_SIZE - len(content)))  # an old image's tail follows
-            self.slots[name] = path
-        self.conf = tmp / "system.conf"
-        self.conf.write_text("[system]\ncompatible=pycam-qemuarm64\nbootloader=uboot\n\n" + "".join(
-            f"[slot.rootfs.{i}]\ndevice={self.slots[f'rootfs.{i}']}\ntype=raw\nbootname={b}\n\n"
-            f"[slot.kernel.{i}]\ndevice={self.slots[f'kernel.{i}']}\ntype=raw\nparent=rootfs.{i}\n\n"
-            for i, b in enumerate("AB")))
-        self.cmdline = tmp / "cmdline"
-        self.boot("A")
-
-    def boot(self, slot: str) -> None:
-        self.cmdline.write_text(f"console=ttyAMA0 root=/dev/vda4 rauc.slot={slot}\n")
-
-    def hook(self, action: str, **env: str) -> subprocess.CompletedProcess[str]:
-        full_env = {**os.environ, "RAUC_SYSTEM_CONFIG": str(self.conf), "PYCAM_CMDLINE": str(self.cmdline),
-                    "RAUC_SYSTEM_COMPATIBLE": "pycam-qemuarm64", "RAUC_MF_COMPATIBLE": "pycam-qemuarm64", **env}
-        return subprocess.run([str(self.bundle / "delta-install"), action], env=full_env, capture_output=True,
-                              text=True)
-
-    def install(self, cls: str, target: str) -> subprocess.CompletedProcess[str]:
-        return self.hook("slot-install", RAUC_SLOT_CLASS=cls, RAUC_SLOT_DEVICE=str(self.slots[target]))
+def extracted(tmp: Path, delta: Path, keyset: keys.KeySet) -> Path:
+    out = tmp / "bundle"
+    subprocess.run(["rauc", "extract", f"--keyring={keyset.keyring}", delta, out], check=True, capture_output=True)
+    return out
 
 
 @pytest.fixture
 def device(tmp_path: Path, release: dict[str, Path], keyset: keys.KeySet) -> Device:
     need("losetup")
-    return Device(tmp_path, release, keyset)
+    base = {"rootfs": release["base-rootfs"], "kernel": release["base-kernel"]}
+    return Device(tmp_path, extracted(tmp_path, release["delta"], keyset), base)
 
 
 def test_hook_rebuilds_both_images_from_the_running_slots(device: Device, release: dict[str, Path]) -> None:
@@ -189,16 +147,15 @@ def test_a_layout_change_far_beyond_the_window_still_applies_from_a_block_device
     need("rauc", "mksquashfs", "xdelta3", "losetup")
     old = random.Random(3).randbytes(40 << 20)
     new = old[24 << 20:] + old[:24 << 20] + os.urandom(64 << 10)  # the first 24 MiB moved to the end
-    base = _images(tmp_path / "base", seed=0, root=old)
+    base = images(tmp_path / "base", seed=0, root=old)
     full = make_bundle(product, keyset, rootfs=base["rootfs"], kernel_vfat=base["kernel"], version="1.0.0",
                        build="b", out=tmp_path / "base.raucb", work=tmp_path / "work")
-    images = _images(tmp_path / "new", seed=0, root=new)
-    make_delta_bundle(product, keyset, base_bundle=full, images=images, version="1.1.0", build="n",
+    new_images = images(tmp_path / "new", seed=0, root=new)
+    make_delta_bundle(product, keyset, base_bundle=full, images=new_images, version="1.1.0", build="n",
                       out_dir=tmp_path, work=tmp_path / "work")
-    release = {"delta": tmp_path / delta_name(product, "1.1.0", "1.0.0"), "base-rootfs": base["rootfs"],
-               "base-kernel": base["kernel"]}
     (tmp_path / "device").mkdir()
-    device = Device(tmp_path / "device", release, keyset)
+    delta = tmp_path / delta_name(product, "1.1.0", "1.0.0")
+    device = Device(tmp_path / "device", extracted(tmp_path / "device", delta, keyset), base)
     done = device.install("rootfs", "rootfs.1")
     assert done.returncode == 0, done.stderr
     assert device.slots["rootfs.1"].read_bytes()[:len(new)] == new

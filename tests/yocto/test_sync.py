@@ -11,7 +11,7 @@ import yaml
 from pycam import ROOT
 from pycam.definition import load_product
 from pycam.generate.bootenv import env_copy, initial_vars
-from pycam.yocto import MACHINE_FILES, check, expected, main, squashfs_settings, sync
+from pycam.yocto import COPIED_FILES, MACHINE_FILES, check, expected, main, squashfs_settings, sync
 
 from .conftest import BOARDS, LAYER
 
@@ -86,6 +86,24 @@ def test_stale_board_files_are_reported(tree: Path) -> None:
     assert any(d.reason == "stale" and d.path.name == "system.conf" for d in check(tree))
     sync(tree)
     assert not stale.exists()
+
+
+def test_stale_copy_of_the_delta_tooling_is_caught_and_synced(tree: Path) -> None:
+    """The layer's pycam-bundle-delta runs copies of ota/delta/make-delta and ota/hooks/delta-install."""
+    copies = {Path("meta-pycam") / copy: tree / source for source, copy in COPIED_FILES.items()}
+    assert {p.name for p in copies.values()} == {"make-delta", "delta-install"}
+    script = tree / "ota" / "delta" / "make-delta"
+    script.write_text(script.read_text().replace("SOURCE_WINDOW = 16 * 1024 * 1024", "SOURCE_WINDOW = 8 * 1024 * 1024"))
+    hook_copy = tree / "meta-pycam/recipes-core/bundles/files/delta-install"
+    hook_copy.chmod(0o644)  # a copy that lost its executable bit
+    assert {(d.path.name, d.reason) for d in check(tree)} == {("make-delta", "differs"), ("delta-install", "differs")}
+    assert main(["sync", "--check", "--root", str(tree)]) == 1
+
+    sync(tree)
+    assert check(tree) == []
+    for copy, source in copies.items():
+        assert (tree / copy).read_bytes() == source.read_bytes()
+        assert (tree / copy).stat().st_mode & 0o111
 
 
 @pytest.mark.parametrize("board", BOARDS)

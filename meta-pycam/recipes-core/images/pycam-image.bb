@@ -25,6 +25,10 @@ IMAGE_INSTALL = " \
     rauc-service \
     rauc-hawkbit-updater \
     libubootenv-bin \
+    xdelta3 \
+    util-linux-losetup \
+    python3-json \
+    python3-crypt \
     pycam-app \
     pycam-config \
     pycam-rootfs-overlay \
@@ -33,7 +37,9 @@ IMAGE_INSTALL = " \
 # rauc: the CLI; rauc-service: the D-Bus service and rauc.service; libubootenv-bin:
 # fw_printenv/fw_setenv for RAUC's uboot backend; e2fsprogs: factory provisioning formats
 # the factory partition; v4l-utils: camera diagnostics and the factory self-test;
-# openssl-bin: factory provisioning (the device makes its own key and CSR).
+# openssl-bin: factory provisioning (the device makes its own key and CSR); xdelta3,
+# util-linux-losetup (--sizelimit, --show) and Python's json and hashlib: the delta-install hook
+# every delta bundle carries (ota/hooks/delta-install) rebuilds the images from the running slot.
 PYCAM_MACHINE_PACKAGES ??= ""
 
 # (the board's kernel modules are pycam-config's recommendations: board.yml kernel.modules)
