@@ -21,6 +21,8 @@ Run as root after `pycam build`: .venv/bin/python bench/delta_bench.py
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
+import importlib.util
 import json
 import os
 import shutil
@@ -34,6 +36,10 @@ import debian_updates
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pycam.engine.cache import file_sha256  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "delta.json"
 BOARD = "qemuarm64"
 GOALS = {"app": 0.03, "security": 0.12, "monthly": 0.12}
@@ -73,16 +79,14 @@ def timed(cmd: list[str]) -> tuple[float, int]:
         return seconds, int(peak.read().split()[-1])
 
 
-def same_file(a: Path, b: Path) -> bool:
-    return file_sha256(a) == file_sha256(b)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+def make_delta_flags() -> tuple[list[str], int]:
+    """xdelta3's encoder flags and source window from ota/delta/make-delta, the one place that sets them."""
+    spec = importlib.util.spec_from_loader("make_delta", importlib.machinery.SourceFileLoader(
+        "make_delta", str(ROOT / "ota" / "delta" / "make-delta")))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.ENCODE), int(module.SOURCE_WINDOW)
 
 
 def block_hash_bytes(old: Path, new: Path) -> int:
@@ -97,10 +101,10 @@ def block_hash_bytes(old: Path, new: Path) -> int:
 def methods(old: Path, new: Path, tmp: Path) -> dict[str, object]:
     out = tmp / "patch"
     check = tmp / "check"
-    window = str(16 << 20)  # as pycam/engine/delta.py: the device streams the source
+    encode, window = make_delta_flags()  # the device streams the source: its window, both ends
     candidates = {
-        "xdelta3 (chosen)": (["xdelta3", "-e", "-9", "-f", "-B", window, "-s", old, new, out],
-                             ["xdelta3", "-d", "-f", "-B", window, "-s", old, out, check]),
+        "xdelta3 (chosen)": (["xdelta3", *encode, "-s", old, new, out],
+                             ["xdelta3", "-d", "-f", "-B", str(window), "-s", old, out, check]),
         "zstd --patch-from -19 --long": (
             ["zstd", "-q", "-f", "-19", "--long=28", f"--patch-from={old}", new, "-o", out],
             ["zstd", "-q", "-d", "-f", "--long=28", f"--patch-from={old}", out, "-o", check]),
@@ -110,7 +114,7 @@ def methods(old: Path, new: Path, tmp: Path) -> dict[str, object]:
     for name, (encode, decode) in candidates.items():
         enc_s, enc_kib = timed([str(c) for c in encode])
         dec_s, dec_kib = timed([str(c) for c in decode])
-        if not same_file(check, new):
+        if file_sha256(check) != file_sha256(new):
             raise RuntimeError(f"{name} did not reproduce the new image")
         results[name] = {"bytes": out.stat().st_size, "encode_s": enc_s, "encode_peak_MiB": round(enc_kib / 1024),
                          "decode_s": dec_s, "decode_peak_MiB": round(dec_kib / 1024), "load_avg": load()}
@@ -127,15 +131,14 @@ def extract(bundle_path: Path, into: Path) -> Path:
     return into / "rootfs.squashfs"
 
 
+def sidecar(bundle_path: Path) -> dict:
+    return json.loads(bundle_path.with_name(bundle_path.name + ".json").read_text())
+
+
 def changed_packages(old: Path, new: Path) -> dict[str, list[str]]:
-    a = json.loads(old.with_name(old.name + ".json").read_text())["contents"]
-    b = json.loads(new.with_name(new.name + ".json").read_text())["contents"]
+    a, b = sidecar(old)["contents"], sidecar(new)["contents"]
     names = sorted(set(a) | set(b))
     return {name: [a.get(name, "-"), b.get(name, "-")] for name in names if a.get(name) != b.get(name)}
-
-
-def _kernel(bundle_path: Path) -> str:
-    return str(json.loads(bundle_path.with_name(bundle_path.name + ".json").read_text()).get("kernel", ""))
 
 
 def monthly(packages: dict, old: Path, new: Path, tmp: Path) -> dict[str, object]:
@@ -174,7 +177,7 @@ def case(name: str, old: Path, new: Path, delta: Path, tmp: Path, compare: bool 
         "delta_bundle_bytes": delta.stat().st_size,
         "delta_ratio": round(delta.stat().st_size / full, 4),
         "goal_ratio": goal,
-        "kernel_changed": _kernel(old) != _kernel(new),
+        "kernel_changed": sidecar(old).get("kernel") != sidecar(new).get("kernel"),
         "root_image_bytes": new_root.stat().st_size,
     }
     if compare:
