@@ -1,16 +1,13 @@
 """The firmware version scheme, checked at build time with the device's own code.
 
-The device's downgrade policy (rootfs/overlay/usr/lib/pycam/rauc-pre-install) refuses any bundle
-whose version is outside the scheme; the build loads that very file, so host and device cannot
-disagree about what a version is.
+The device's downgrade policy (rootfs/overlay/usr/lib/pycam/rauc-pre-install, shell and awk)
+refuses any bundle whose version is outside the scheme; the build runs that very file
+(`rauc-pre-install check V`), so host and device cannot disagree about what a version is.
 """
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-from functools import cache
-from types import ModuleType
+import subprocess
 
 from pycam import ROOT
 from pycam.errors import PycamError
@@ -18,20 +15,28 @@ from pycam.errors import PycamError
 HANDLER = ROOT / "rootfs" / "overlay" / "usr" / "lib" / "pycam" / "rauc-pre-install"
 
 
-@cache
-def policy() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("pycam_rauc_pre_install", str(HANDLER))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+class BadVersion(ValueError):
+    pass
+
+
+def _policy(*args: str) -> str:
+    result = subprocess.run(["sh", str(HANDLER), *args], capture_output=True, text=True)
+    if result.returncode == 2:
+        raise BadVersion(result.stderr.strip())
+    if result.returncode != 0:
+        raise RuntimeError(f"{HANDLER} {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def compare(a: str, b: str) -> int:
+    """-1, 0 or 1 as version a is older than, the same as, or newer than b (the device's order)."""
+    return int(_policy("compare", a, b))
 
 
 def check_version(version: str) -> None:
     try:
-        policy().parse(version)
-    except policy().BadVersion as exc:
+        _policy("check", version)
+    except BadVersion as exc:
         raise PycamError(f"firmware version {exc}: devices refuse bundles outside the version scheme",
                          "use numbers separated by dots, optionally -pre.release (keys/README.md, "
                          "'Downgrade policy'), e.g. --version 1.2.0 or 1.2.0-rc.1") from None

@@ -24,6 +24,7 @@ do_install() {
 # rootfs/overlay: etc/ and usr/lib/pycam/ (a new top-level path there fails installed-vs-shipped)
 FILES:${PN} += "${nonarch_libdir}/pycam"
 # the health gate runs `rauc status mark-good` and asks the app (pycam-health); RAUC's
-# pre-install handler (downgrade policy, usr/lib/pycam/rauc-pre-install) is Python; the factory
-# helpers (factory-provision, factory-selftest, factory-identity) need openssl, Python and iproute2
+# pre-install handler (downgrade policy, usr/lib/pycam/rauc-pre-install) is sh and awk (busybox,
+# in packagegroup-core-boot); the factory helpers (factory-provision, factory-selftest,
+# factory-identity) need openssl, Python and iproute2
 RDEPENDS:${PN} = "iproute2 openssl-bin pycam-app python3-core rauc"
