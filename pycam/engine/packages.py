@@ -35,7 +35,7 @@ class PackageSet:
     pins: tuple[tuple[str, str], ...] = ()  # (package, version): apt installs exactly these versions
 
     def key(self) -> dict[str, Any]:
-        key = {
+        key: dict[str, Any] = {
             "suite": self.suite,
             "mirrors": self.mirrors,
             "packages": sorted(self.packages),

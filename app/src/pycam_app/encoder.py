@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from fractions import Fraction
+from typing import cast
 
 import av
 
@@ -20,7 +21,7 @@ class EncoderError(RuntimeError):
 
 
 def _open(name: str, s: StreamConfig, e: EncoderConfig) -> av.VideoCodecContext:
-    ctx = av.CodecContext.create(name, "w")
+    ctx = cast("av.VideoCodecContext", av.CodecContext.create(name, "w"))  # an encoder of a video codec
     ctx.width, ctx.height = s.width, s.height
     ctx.pix_fmt = "yuv420p"
     ctx.time_base = TIME_BASE

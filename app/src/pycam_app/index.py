@@ -7,6 +7,7 @@ files (their paths carry start time and kind).
 
 from __future__ import annotations
 
+import builtins
 import logging
 import re
 import sqlite3
@@ -206,7 +207,7 @@ class Index:
 
     def events(
         self, start: float | None = None, end: float | None = None, limit: int = 100, offset: int = 0
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:  # `list` is also a method of this class
         where, args = _where(("start >= ?", start), ("start < ?", end))
         sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events{where} ORDER BY start DESC, id LIMIT ? OFFSET ?"
         return self._rows(sql, (*args, limit, offset), EVENT_COLUMNS)

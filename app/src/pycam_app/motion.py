@@ -36,7 +36,7 @@ def zone_mask(areas: list[dict[str, float]], exclude_top: float = 0.0) -> list[i
     first = min(GRID_H, int(exclude_top * GRID_H + 0.999)) * GRID_W
     if not areas:
         return list(range(first, GRID_W * GRID_H))
-    idx = set()
+    idx: set[int] = set()
     for a in areas:
         x0, y0 = int(a["x"] * GRID_W), int(a["y"] * GRID_H)
         x1 = max(x0 + 1, round((a["x"] + a["w"]) * GRID_W))

@@ -118,7 +118,7 @@ def to_frame(data: memoryview | bytes, pix: str, width: int, height: int, stride
         if rows * src_stride > len(src) - offset:
             raise CaptureError(f"short V4L2 frame: {len(src)} bytes for {width}x{height} {pix}")
         if src_stride == dst_stride:
-            plane.update(src[offset : offset + rows * src_stride])
+            plane.update(src[offset : offset + rows * src_stride])  # type: ignore[arg-type]  # any buffer; no copy
         else:
             dst = memoryview(plane)  # type: ignore[arg-type]
             n = min(src_stride, dst_stride)
