@@ -14,12 +14,14 @@ method on the root image (the largest part), all in the same run:
   (the bytes a streaming adaptive install would fetch: new 4 KiB blocks not found in the old image)
 with encode/decode time and the decoder's peak memory.
 
-Run as root after `pycam build`: .venv/bin/python bench/delta_bench.py
-(PYCAM_BUILD_DIR=<dir> keeps its builds and cache apart from build/.)
+Run as root after `pycam build`: .venv/bin/python bench/delta_bench.py [--cases security,monthly,app]
+(PYCAM_BUILD_DIR=<dir> keeps its builds and cache apart from build/; a run of some cases keeps the
+others' last results, and each case records when it was measured.)
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -188,40 +190,57 @@ def case(name: str, old: Path, new: Path, delta: Path, tmp: Path, compare: bool 
 
 
 def main() -> None:
-    results: dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count()}
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default="security,monthly,app",
+                        help="comma-separated, of: security, monthly, app (the others keep their last results)")
+    wanted = parser.parse_args().cases.split(",")
+    unknown = set(wanted) - {"security", "monthly", "app"}
+    if unknown:
+        parser.error(f"unknown case {sorted(unknown)[0]!r}: choose from security, monthly, app")
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    every = {"security", "monthly", "app"} <= set(wanted)
+    results: dict[str, object] = {} if every or not RESULTS.exists() else json.loads(RESULTS.read_text())
+    results.update({"date": now, "cores": os.cpu_count()})
     with tempfile.TemporaryDirectory(prefix="pycam-delta-") as tmpdir:
         tmp = Path(tmpdir)
-        # security: the point release's root -> today's root with the security and stable updates
-        packages = yaml.safe_load((ROOT / "rootfs" / "packages.yml").read_text())
-        packages["mirrors"] = [m for m in packages["mirrors"] if "-security" not in m and "-updates" not in m]
-        point = tmp / "packages-point-release.yml"
-        point.write_text(yaml.safe_dump(packages, sort_keys=False))
-        start = time.monotonic()
-        old = bundle("90.0.0", {"PYCAM_PACKAGES": str(point)})
-        base_s = time.monotonic() - start
-        new = bundle("90.1.0", {}, delta_from=old)
-        security = case("security", old, new, delta_path("90.1.0", "90.0.0"), tmp)
-        security["packages_changed"] = changed_packages(old, new)
-        security["point_release_build_s"] = round(base_s, 1)
-        results["security"] = security
-        results["monthly"] = monthly(yaml.safe_load((ROOT / "rootfs" / "packages.yml").read_text()), old, new, tmp)
+        new = None
+        if "security" in wanted or "monthly" in wanted:
+            # security: the point release's root -> today's root with the security and stable updates
+            packages = yaml.safe_load((ROOT / "rootfs" / "packages.yml").read_text())
+            packages["mirrors"] = [m for m in packages["mirrors"] if "-security" not in m and "-updates" not in m]
+            point = tmp / "packages-point-release.yml"
+            point.write_text(yaml.safe_dump(packages, sort_keys=False))
+            start = time.monotonic()
+            old = bundle("90.0.0", {"PYCAM_PACKAGES": str(point)})
+            base_s = time.monotonic() - start
+            new = bundle("90.1.0", {}, delta_from=old)
+            if "security" in wanted:
+                security = case("security", old, new, delta_path("90.1.0", "90.0.0"), tmp)
+                security["packages_changed"] = changed_packages(old, new)
+                security["point_release_build_s"] = round(base_s, 1)
+                results["security"] = {**security, "measured": now}
+            if "monthly" in wanted:
+                results["monthly"] = monthly(yaml.safe_load((ROOT / "rootfs" / "packages.yml").read_text()),
+                                             old, new, tmp)
 
-        # app: a one-line change to the camera app on top of today's root
-        app = tmp / "app"
-        shutil.copytree(ROOT / "app", app, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
-        init = next(app.rglob("pycam_app/__init__.py"))
-        init.write_text(init.read_text() + f"\n# bench change {time.time_ns()}\n")
-        start = time.monotonic()
-        changed = bundle("90.1.1", {"PYCAM_APP_DIR": str(app)}, delta_from=new)
-        results["app"] = case("app", new, changed, delta_path("90.1.1", "90.1.0"), tmp)
-        results["app"]["build_with_delta_s"] = round(time.monotonic() - start, 1)
+        if "app" in wanted:
+            # app: a one-line change to the camera app on top of today's root
+            new = new or bundle("90.1.0", {})
+            app = tmp / "app"
+            shutil.copytree(ROOT / "app", app, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+            init = next(app.rglob("pycam_app/__init__.py"))
+            init.write_text(init.read_text() + f"\n# bench change {time.time_ns()}\n")
+            start = time.monotonic()
+            changed = bundle("90.1.1", {"PYCAM_APP_DIR": str(app)}, delta_from=new)
+            build_s = round(time.monotonic() - start, 1)
+            results["app"] = {**case("app", new, changed, delta_path("90.1.1", "90.1.0"), tmp),
+                              "build_with_delta_s": build_s, "measured": now}
     for version in ("90.0.0", "90.1.0", "90.1.1"):
         for path in out_dir().glob(f"pycam-{BOARD}-{version}*"):
             path.unlink()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
-
 
 if __name__ == "__main__":
     main()
