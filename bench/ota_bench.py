@@ -5,7 +5,8 @@ In a QEMU VM (labgrid, the image `pycam build` made), alternating, `--rounds` ti
   raw     the same two images copied with dd (conv=fsync) into the same inactive slots: the floor
   delta   `rauc install` of the delta bundle (base check, xdelta3 against the active slot, sha256)
 plus the download of each bundle over QEMU's user network. Goal: full install <= 1.3 x raw copy.
-The page cache is dropped before each timed step, so each one reads its input from the disk.
+Before each timed step (untimed) everything dirty is synced and the page cache dropped, so each step
+reads its input from the disk and pays only for its own writes.
 
 Once per medium, each in its own VM:
   host  QEMU's disk as it is: a file in the host's page cache, so writing is nearly free and the
@@ -44,10 +45,12 @@ MEDIA = {
     "host": "",
     "sd": "throttling.bps-read=40000000,throttling.bps-write=20000000",
 }
-DROP_CACHES = "sync && echo 3 > /proc/sys/vm/drop_caches && "
 
 
 def timed(shell, command: str, timeout: float = 1800) -> float:
+    """Seconds of one command, started with nothing dirty and nothing cached: the previous step's
+    writeback (the copy of the images to /data is still draining to the card) is not counted."""
+    sh(shell, "sync && echo 3 > /proc/sys/vm/drop_caches", timeout=timeout)
     start = time.monotonic()
     sh(shell, command, timeout=timeout)
     return round(time.monotonic() - start, 1)
@@ -88,11 +91,11 @@ def measure(product, full: Path, delta: Path, url: str, disk_opts: str, rounds: 
         inactive = {"rootfs": named[root]["device"], "kernel": named[root.replace("rootfs", "kernel")]["device"]}
         runs = []
         for _ in range(rounds):
-            r = {"full_install_s": timed(shell, DROP_CACHES + "rauc install /data/full.raucb")}
-            r["raw_copy_s"] = timed(shell, DROP_CACHES + f"dd if=/data/images/rootfs.squashfs of={inactive['rootfs']} "
+            r = {"full_install_s": timed(shell, "rauc install /data/full.raucb")}
+            r["raw_copy_s"] = timed(shell, f"dd if=/data/images/rootfs.squashfs of={inactive['rootfs']} "
                                            f"bs=1M conv=fsync status=none && dd if=/data/images/kernel.vfat "
                                            f"of={inactive['kernel']} bs=1M conv=fsync status=none")
-            r["delta_install_s"] = timed(shell, DROP_CACHES + "rauc install /data/delta.raucb")
+            r["delta_install_s"] = timed(shell, "rauc install /data/delta.raucb")
             r["full_over_raw"] = round(r["full_install_s"] / r["raw_copy_s"], 2)
             r["load_avg"] = round(os.getloadavg()[0], 2)
             runs.append(r)
