@@ -50,10 +50,14 @@ MEDIA = {
 }
 
 
-def timed(shell, command: str, timeout: float = 1800) -> float:
-    """Seconds of one command, started with nothing dirty and nothing cached: the previous step's
-    writeback (the copy of the images to /data is still draining to the card) is not counted."""
+def settle(shell, timeout: float) -> None:
+    """Nothing dirty, nothing cached: the previous step's writeback (the copy of the images to /data is
+    still draining to the card) is not counted in the next, which reads its input from the disk."""
     sh(shell, "sync && echo 3 > /proc/sys/vm/drop_caches", timeout=timeout)
+
+
+def timed(shell, command: str, timeout: float = 1800) -> float:
+    settle(shell, timeout)
     start = time.monotonic()
     sh(shell, command, timeout=timeout)
     return round(time.monotonic() - start, 1)
@@ -80,7 +84,7 @@ def timed_dbus(shell, bundle: str, timeout: float = 1800) -> float:
     sh(shell, f"rm -f /tmp/bench-install.* && mkfifo /tmp/bench-install.go && echo {script} | base64 -d > "
               f"/tmp/bench-install.py && (python3 /tmp/bench-install.py {bundle} > /tmp/bench-install.out 2>&1 &) "
               "&& while [ ! -e /tmp/bench-install.ready ]; do sleep 0.2; done", timeout=120)
-    sh(shell, "sync && echo 3 > /proc/sys/vm/drop_caches", timeout=timeout)
+    settle(shell, timeout)
     sh(shell, "echo go > /tmp/bench-install.go")
     out = sh(shell, "while ! grep -q . /tmp/bench-install.out 2>/dev/null; do sleep 0.5; done; "
                     "sleep 0.5; cat /tmp/bench-install.out", timeout=timeout)
